@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: reference data nobody here wrote. Missing in CI is a failure, never a skip."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED_DATA} is missing: CI must run with ../shared beside the clone")
+        pytest.skip(f"{SHARED_DATA} not present (reference-data tests need ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture()
+def demo_config() -> dict:
+    with open(REPO / "config" / "config.yaml") as fh:
+        return yaml.safe_load(fh)

@@ -1,0 +1,94 @@
+import pandas as pd
+import pytest
+
+from mcrad.cohort import centre_table, load_sheet, make_shards, validate_sheet
+from mcrad.config import load_config
+from mcrad.errors import CohortError
+
+from helpers import write_pair
+
+
+@pytest.fixture()
+def cfg(demo_config):
+    demo_config["design"] = {"train": ["A"], "external": ["B"]}
+    return load_config(demo_config)
+
+
+@pytest.fixture()
+def sheet(tmp_path):
+    rows = []
+    for i, centre in enumerate(["A", "A", "B"]):
+        ip, mp = write_pair(tmp_path / "img", f"p{i}")
+        rows.append({"patient_id": f"p{i}", "centre": centre, "image": f"img/{ip.name}", "mask": str(mp),
+                     "age": "60", "sex": "M", "t_stage": "2", "hpv": "positive", "smoking": "never",
+                     "nodal_metastasis": str(i % 2)})
+    path = tmp_path / "cohort.tsv"
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def rewrite(path, change):
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df = change(df)
+    df.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_valid_sheet_loads_with_relative_and_absolute_paths(cfg, sheet):
+    df = load_sheet(sheet, cfg)
+    assert list(df["patient_id"]) == ["p0", "p1", "p2"]
+
+
+def test_missing_column_is_named(cfg, sheet):
+    rewrite(sheet, lambda d: d.drop(columns=["hpv"]))
+    with pytest.raises(CohortError, match=r"missing column\(s\) \['hpv'\]"):
+        load_sheet(sheet, cfg)
+
+
+def test_unknown_design_centre_is_named(cfg, sheet):
+    cfg["design"]["external"] = ["B", "Z"]
+    with pytest.raises(CohortError, match="design names centre 'Z'"):
+        load_sheet(sheet, cfg)
+
+
+def test_centre_without_role_names_line_and_column(cfg, sheet):
+    rewrite(sheet, lambda d: d.assign(centre=["A", "A", "Q"]))
+    with pytest.raises(CohortError, match=r"line 4 \(patient p2\), column 'centre': centre 'Q' has no role"):
+        load_sheet(sheet, cfg)
+
+
+def test_missing_file_names_line_column_and_path(cfg, sheet):
+    rewrite(sheet, lambda d: d.assign(image=["img/p0_ct.nii.gz", "img/nope.nii.gz", "img/p2_ct.nii.gz"]))
+    with pytest.raises(CohortError, match=r"line 3 \(patient p1\), column 'image': file not found: .*nope\.nii\.gz"):
+        load_sheet(sheet, cfg)
+
+
+def test_every_problem_is_listed_at_once(cfg, sheet):
+    rewrite(sheet, lambda d: d.assign(patient_id=["p0", "p0", "bad id"], nodal_metastasis=["0", "yes", "1"],
+                                      age=["60", "sixty", "70"]))
+    with pytest.raises(CohortError) as err:
+        load_sheet(sheet, cfg)
+    msg = str(err.value)
+    assert "'bad id' is not a valid id" in msg
+    assert "lines 2, 3, column 'patient_id': 'p0' appears more than once" in msg
+    assert "column 'nodal_metastasis': label 'yes' is not 0 or 1" in msg
+    assert "column 'age': 'sixty' is not a number" in msg
+
+
+def test_missing_sheet_says_what_to_do(cfg, tmp_path):
+    with pytest.raises(CohortError, match="does not exist. Fix"):
+        load_sheet(tmp_path / "none.tsv", cfg)
+
+
+def test_shards_stay_within_a_centre_and_keep_order():
+    index = pd.DataFrame({"patient_id": [f"p{i}" for i in range(7)], "centre": list("AAAAABB")})
+    shards = make_shards(index, 2)
+    assert shards == {"A.000": ["p0", "p1"], "A.001": ["p2", "p3"], "A.002": ["p4"], "B.000": ["p5", "p6"]}
+
+
+def test_centre_table_has_no_image_paths(cfg, sheet):
+    df = load_sheet(sheet, cfg)
+    table = centre_table(df, cfg, "A")
+    assert list(table["patient_id"]) == ["p0", "p1"]
+    assert "image" not in table.columns and "mask" not in table.columns
+    validate_sheet(df, cfg, sheet)  # unchanged

@@ -1,0 +1,48 @@
+import pytest
+
+from mcrad.config import Paths, load_config, stable_hash
+from mcrad.errors import ConfigError
+
+
+def test_defaults_are_filled_from_the_schema(demo_config):
+    cfg = load_config(demo_config)
+    assert cfg["preprocess"]["spacing_mm"] == [1.0, 1.0, 1.0]
+    assert cfg["segment"]["peritumoral"]["radius_mm"] == 3
+    assert cfg["execution"]["shard_size"] == 20
+    assert cfg["study"]["strict"] is False
+    assert demo_config.get("preprocess") is None, "the caller's dict must not be modified"
+
+
+def test_unknown_option_is_named_with_its_path(demo_config):
+    demo_config["preprocess"] = {"spacing": [1, 1, 1]}
+    with pytest.raises(ConfigError, match=r"config\.preprocess.*spacing"):
+        load_config(demo_config)
+
+
+def test_wrong_type_is_named(demo_config):
+    demo_config["harmonise"] = {"activate": "yes"}
+    with pytest.raises(ConfigError, match=r"config\.harmonise\.activate"):
+        load_config(demo_config)
+
+
+def test_centre_cannot_be_train_and_external(demo_config):
+    demo_config["design"] = {"train": ["C1"], "external": ["C1", "C2"]}
+    with pytest.raises(ConfigError, match="both train and external"):
+        load_config(demo_config)
+
+
+def test_endpoint_cannot_be_a_clinical_predictor(demo_config):
+    demo_config["endpoints"] = [{"name": "x", "column": "age"}]
+    with pytest.raises(ConfigError, match="outcome cannot be used to predict itself"):
+        load_config(demo_config)
+
+
+def test_paths_are_built_under_the_study_root(demo_config):
+    paths = Paths.from_config(load_config(demo_config))
+    assert str(paths.metrics("nodal_metastasis")) == "results/demo/validation/nodal_metastasis/metrics.tsv"
+    assert str(paths.shard_table("ingest", "C1.000")) == "results/demo/shards/ingest/C1.000.tsv"
+
+
+def test_stable_hash_ignores_key_order():
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
+    assert stable_hash({"a": 1}) != stable_hash({"a": 2})

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from mcrad import synth
+
+OPTS = {"centres": 2, "patients_per_centre": 3, "field_of_view_mm": 40}
+
+
+def test_same_seed_same_bytes(tmp_path):
+    synth.make_cohort(OPTS, 11, tmp_path / "a")
+    synth.make_cohort(OPTS, 11, tmp_path / "b")
+    for name in ("cohort.tsv", "ground_truth.tsv", "ground_truth.json", "images/C2-003_ct.nii.gz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_a_centre_does_not_depend_on_the_others(tmp_path):
+    one = synth.make_cohort({**OPTS, "centres": 1}, 11, tmp_path / "one")
+    two = synth.make_cohort(OPTS, 11, tmp_path / "two")
+    pd.testing.assert_frame_equal(one, two[two["centre"] == "C1"].reset_index(drop=True))
+    assert (tmp_path / "one/images/C1-002_ct.nii.gz").read_bytes() == \
+        (tmp_path / "two/images/C1-002_ct.nii.gz").read_bytes()
+
+
+def test_planned_cases_match_what_is_made(tmp_path):
+    made = synth.make_cohort(OPTS, 3, tmp_path)
+    pd.testing.assert_frame_equal(synth.planned_cases(OPTS), made[["patient_id", "centre"]])
+
+
+def test_centres_differ_like_scanners(tmp_path):
+    synth.make_cohort(OPTS, 5, tmp_path)
+    sp = [sitk.ReadImage(str(tmp_path / f"images/{c}-001_ct.nii.gz")).GetSpacing() for c in ("C1", "C2")]
+    assert sp[0] != sp[1]
+    truth = json.loads((tmp_path / "ground_truth.json").read_text())
+    assert truth["scanners"]["C1"] != truth["scanners"]["C2"]
+
+
+def test_mask_marks_the_tumour_on_the_image_grid(tmp_path):
+    synth.make_cohort(OPTS, 5, tmp_path)
+    img = sitk.ReadImage(str(tmp_path / "images/C1-001_ct.nii.gz"))
+    mask = sitk.ReadImage(str(tmp_path / "images/C1-001_gtv.nii.gz"))
+    assert img.GetSize() == mask.GetSize() and img.GetSpacing() == mask.GetSpacing()
+    a, m = sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(mask).astype(bool)
+    assert m.sum() > 100
+    assert 0 < a[m].mean() < 120, "tumour is soft tissue in HU"
+
+
+def test_bayes_limits_are_ordered_and_informative():
+    aucs = synth.bayes_aucs(1, n=50_000)
+    assert 0.5 < aucs["bayes_auc_imaging"] < aucs["bayes_auc"] < 1.0
+    assert aucs["bayes_auc"] - synth.bayes_aucs(2, n=50_000)["bayes_auc"] < 0.01, "a population quantity"
+
+
+def test_labels_follow_the_true_risk():
+    rng = np.random.default_rng(0)
+    draws = pd.DataFrame([synth.draw_patient(rng) for _ in range(3000)])
+    # mean label equals mean true probability (the generator is calibrated)
+    assert abs(draws["nodal_metastasis"].mean() - draws["p_nodal"].mean()) < 0.03
+    assert set(draws["t_stage"]) <= {1, 2, 3, 4}
+    assert draws.groupby("t_stage")["z_size"].mean().is_monotonic_increasing

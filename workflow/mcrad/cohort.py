@@ -1,0 +1,123 @@
+"""The cohort sheet: read, validate (errors name row and column), split into shards and per-centre tables."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from mcrad.errors import CohortError
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PATH_COLUMNS = ("image", "mask")
+MAX_LISTED = 20
+
+
+def read_sheet(path: str | Path) -> pd.DataFrame:
+    """Read a TSV cohort sheet as strings; empty cells stay empty strings (never silently NaN)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CohortError(f"cohort sheet {path} does not exist. Fix: set cohort.sheet to an existing TSV file, "
+                          "or null for the synthetic demo cohort.")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CohortError(f"cohort sheet {path} is not a readable TSV file ({exc}). Fix: save it as "
+                          "tab-separated UTF-8 text with one header row.") from exc
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
+def required_columns(cfg: dict) -> list[str]:
+    return ["patient_id", "centre", *PATH_COLUMNS, *(c["name"] for c in cfg["cohort"]["clinical"]),
+            *(ep["column"] for ep in cfg["endpoints"])]
+
+
+def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_files: bool = True) -> None:
+    """Raise one CohortError that lists every problem, each naming sheet line and column."""
+    sheet_path = Path(sheet_path)
+    problems: list[str] = []
+
+    def at(i: int, col: str, msg: str) -> None:
+        pid = df.at[i, "patient_id"] if "patient_id" in df.columns else "?"
+        problems.append(f"line {i + 2} (patient {pid}), column '{col}': {msg}")
+
+    missing = [c for c in required_columns(cfg) if c not in df.columns]
+    if missing:
+        raise CohortError(f"cohort sheet {sheet_path}: missing column(s) {missing}; the sheet has {list(df.columns)}. "
+                          "Fix: add the column(s), or change cohort.clinical / endpoints in the config.")
+    if df.empty:
+        raise CohortError(f"cohort sheet {sheet_path} has no rows.")
+
+    for i, pid in df["patient_id"].items():
+        if not ID_PATTERN.match(pid):
+            at(i, "patient_id", f"{pid!r} is not a valid id (letters, digits, '.', '_', '-'; no spaces)")
+    for pid in df.loc[df["patient_id"].duplicated(), "patient_id"].unique():
+        lines = [str(i + 2) for i in df.index[df["patient_id"] == pid]]
+        problems.append(f"lines {', '.join(lines)}, column 'patient_id': {pid!r} appears more than once")
+    for i, c in df["centre"].items():
+        if not ID_PATTERN.match(c):
+            at(i, "centre", f"{c!r} is not a valid centre name (letters, digits, '.', '_', '-')")
+
+    design = cfg["design"]
+    roles = set(design["train"]) | set(design["external"])
+    present = set(df["centre"])
+    for c in sorted(roles - present):
+        problems.append(f"config design names centre {c!r}, which no row of the sheet has (centres in the sheet: "
+                        f"{sorted(present)}). Fix: correct design.train/design.external or the 'centre' column")
+    for i, c in df["centre"].items():
+        if ID_PATTERN.match(c) and c not in roles:
+            at(i, "centre", f"centre {c!r} has no role in the design. Fix: add it to design.train or "
+                            "design.external, or remove its rows")
+
+    for spec in cfg["cohort"]["clinical"]:
+        if spec["type"] in ("numeric", "ordinal"):
+            values = pd.to_numeric(df[spec["name"]].replace("", None), errors="coerce")
+            for i in df.index[values.isna() & (df[spec["name"]] != "")]:
+                at(i, spec["name"], f"{df.at[i, spec['name']]!r} is not a number")
+    for ep in cfg["endpoints"]:
+        for i in df.index[~df[ep["column"]].isin(["0", "1"])]:
+            at(i, ep["column"], f"label {df.at[i, ep['column']]!r} is not 0 or 1")
+
+    if check_files:
+        for col in PATH_COLUMNS:
+            for i, rel in df[col].items():
+                if rel == "":
+                    at(i, col, "empty path")
+                elif not resolve_path(rel, sheet_path).exists():
+                    at(i, col, f"file not found: {resolve_path(rel, sheet_path)}. Fix: correct the path "
+                               "(relative paths are read from the sheet's folder)")
+    if problems:
+        shown = problems[:MAX_LISTED]
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise CohortError(f"cohort sheet {sheet_path}: {len(problems)} problem(s):\n  - "
+                          + "\n  - ".join(shown) + more)
+
+
+def resolve_path(value: str, sheet_path: str | Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else Path(sheet_path).resolve().parent / p
+
+
+def load_sheet(path: str | Path, cfg: dict, check_files: bool = True) -> pd.DataFrame:
+    df = read_sheet(path)
+    validate_sheet(df, cfg, path, check_files=check_files)
+    return df
+
+
+def make_shards(index: pd.DataFrame, shard_size: int) -> dict[str, list[str]]:
+    """Batches of at most `shard_size` cases of one centre, in sheet order: {"C1.000": [ids...], ...}."""
+    shards: dict[str, list[str]] = {}
+    for centre, group in index.groupby("centre", sort=True):
+        ids = list(group["patient_id"])
+        for j in range(0, len(ids), shard_size):
+            shards[f"{centre}.{j // shard_size:03d}"] = ids[j:j + shard_size]
+    return shards
+
+
+def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
+    """Clinical and endpoint columns of one centre (no image paths): what model and validate rules read."""
+    cols = ["patient_id", "centre", *(c["name"] for c in cfg["cohort"]["clinical"]),
+            *(ep["column"] for ep in cfg["endpoints"])]
+    extra = [c for c in df.columns if c not in cols and c not in PATH_COLUMNS]
+    return df.loc[df["centre"] == centre, cols + extra].reset_index(drop=True)

@@ -1,0 +1,158 @@
+"""Validate a study config against the schema, fill defaults, and build every output path in one place."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from mcrad.errors import ConfigError
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def _schema(name: str) -> dict:
+    with open(SCHEMA_DIR / name) as fh:
+        return yaml.safe_load(fh)
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated deep copy of `raw` with schema defaults filled in; raise ConfigError otherwise."""
+    cfg = copy.deepcopy(raw)
+    errors = sorted(_Validator(_schema("config.schema.yaml")).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"  - config.{'.'.join(str(p) for p in e.path) or '<top>'}: {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)
+                          + "\nSee workflow/schemas/config.schema.yaml for every option.")
+    design = cfg["design"]
+    both = set(design["train"]) & set(design["external"])
+    if both:
+        raise ConfigError(f"design: centre(s) {sorted(both)} are listed as both train and external; "
+                          "a centre plays one stage only.")
+    clinical = {c["name"] for c in cfg["cohort"]["clinical"]}
+    for ep in cfg["endpoints"]:
+        if ep["column"] in clinical:
+            raise ConfigError(f"endpoint {ep['name']!r}: column {ep['column']!r} is also a clinical predictor; "
+                              "an outcome cannot be used to predict itself.")
+    names = [ep["name"] for ep in cfg["endpoints"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"endpoints: names must be unique, got {names}")
+    return cfg
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return load_config(yaml.safe_load(fh))
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of a JSON-able object, independent of dict order."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every path the workflow writes, built here and nowhere else."""
+
+    root: Path
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> Paths:
+        return cls(Path(cfg["study"]["results"]) / cfg["study"]["name"])
+
+    # synthetic demo cohort
+    @property
+    def synth_dir(self) -> Path:
+        return self.root / "synth"
+
+    @property
+    def synth_sheet(self) -> Path:
+        return self.synth_dir / "cohort.tsv"
+
+    @property
+    def synth_truth(self) -> Path:
+        return self.synth_dir / "ground_truth.json"
+
+    # cohort tables split by centre, so a training rule can only ever see training rows
+    def cohort_table(self, centre: str) -> Path:
+        return self.root / "cohort" / f"{centre}.tsv"
+
+    # per-case stages: one table per shard, per-case files under cases/
+    def shard_table(self, stage: str, shard: str) -> Path:
+        return self.root / "shards" / stage / f"{shard}.tsv"
+
+    def case_dir(self, centre: str, patient_id: str) -> Path:
+        return self.root / "cases" / centre / patient_id
+
+    @property
+    def qc_ingest(self) -> Path:
+        return self.root / "qc" / "ingest.tsv"
+
+    def quarantine_centre(self, centre: str) -> Path:
+        return self.root / "qc" / "quarantine" / f"{centre}.tsv"
+
+    @property
+    def qc_quarantine(self) -> Path:
+        return self.root / "qc" / "quarantine.tsv"
+
+    def raw_features(self, centre: str | None = None) -> Path:
+        return self.root / "features" / ("raw.tsv" if centre is None else f"raw/{centre}.tsv")
+
+    @property
+    def harmoniser(self) -> Path:
+        return self.root / "harmonise" / "combat.json"
+
+    @property
+    def harmonised_features(self) -> Path:
+        return self.root / "features" / "harmonised.tsv"
+
+    def harmonised_external(self, centre: str) -> Path:
+        return self.root / "features" / "harmonised" / "external" / f"{centre}.tsv"
+
+    @property
+    def excluded_features(self) -> Path:
+        return self.root / "harmonise" / "excluded_features.tsv"
+
+    @property
+    def harmonised_train(self) -> Path:
+        return self.root / "features" / "harmonised" / "train.tsv"
+
+    def bundle(self, endpoint: str, model: str) -> Path:
+        return self.root / "models" / endpoint / model
+
+    def internal_predictions(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint / "internal_predictions.tsv"
+
+    def metrics(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "metrics.tsv"
+
+    def predictions(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "predictions.tsv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report" / "index.html"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"

@@ -1,0 +1,197 @@
+"""A synthetic multicentre HNSCC cohort with known ground truth, made deterministically from a seed.
+
+Each patient has latent tumour properties (size, texture heterogeneity, necrosis, irregularity) that drive
+the imaging and, with independent clinical factors, the endpoints. Centres differ as scanners do (voxel
+spacing, slice thickness, reconstruction blur, noise, HU offset). Every centre and patient has its own
+random stream, so adding or removing a centre never changes the others.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from scipy import ndimage
+from scipy.special import expit
+from sklearn.metrics import roc_auc_score
+
+GENERATOR_VERSION = 1
+SMOKING = ("never", "former", "current")
+
+# Endpoint model (log-odds of nodal metastasis) on standardised latents. Clinical factors are independent
+# of the imaging latents, so ranking by the imaging part is the best any image-only model can do.
+NODAL_INTERCEPT = -0.4
+NODAL_IMAGING = {"z_size": 1.0, "z_het": 0.9, "z_nec": 0.7, "z_irr": 0.4}
+NODAL_CLINICAL = {"hpv_positive": 0.8, "smoking_current": 0.5, "age_per_decade": 0.2}
+
+
+@dataclass(frozen=True)
+class Scanner:
+    spacing_xy: float
+    slice_mm: float
+    blur_mm: float
+    noise_hu: float
+    hu_offset: float
+
+
+def centre_names(n: int) -> list[str]:
+    return [f"C{k + 1}" for k in range(n)]
+
+
+def patient_id(centre: str, i: int) -> str:
+    return f"{centre}-{i + 1:03d}"
+
+
+def planned_cases(opts: dict) -> pd.DataFrame:
+    """patient_id and centre of every case the generator will make, without making it."""
+    rows = [(patient_id(c, i), c) for c in centre_names(opts["centres"]) for i in range(opts["patients_per_centre"])]
+    return pd.DataFrame(rows, columns=["patient_id", "centre"])
+
+
+def scanner_for(seed: int, k: int) -> Scanner:
+    rng = np.random.default_rng([seed, 1, k])
+    return Scanner(
+        spacing_xy=round(float(rng.uniform(0.7, 1.2)), 3),
+        slice_mm=round(float(rng.choice([1.5, 2.0, 2.5, 3.0])), 3),
+        blur_mm=round(float(rng.uniform(0.4, 1.3)), 3),
+        noise_hu=round(float(rng.uniform(6.0, 22.0)), 2),
+        hu_offset=round(float(rng.uniform(-15.0, 15.0)), 2),
+    )
+
+
+def draw_patient(rng: np.random.Generator) -> dict:
+    """Latent tumour properties and clinical factors of one patient (no image)."""
+    z = {k: float(rng.standard_normal()) for k in ("z_size", "z_het", "z_nec", "z_irr")}
+    age = float(np.clip(rng.normal(61.0, 9.0), 30, 90))
+    hpv = bool(rng.random() < 0.45)
+    smoking = SMOKING[int(rng.choice(3, p=[0.35, 0.35, 0.30]))]
+    sex = "M" if rng.random() < 0.78 else "F"
+    # T stage follows size with noise; it carries no information beyond the image and the noise.
+    t_stage = int(np.clip(np.round(2.5 + 1.1 * z["z_size"] + 0.5 * rng.standard_normal()), 1, 4))
+    eta_img = sum(w * z[k] for k, w in NODAL_IMAGING.items())
+    eta_clin = (NODAL_CLINICAL["hpv_positive"] * hpv + NODAL_CLINICAL["smoking_current"] * (smoking == "current")
+                + NODAL_CLINICAL["age_per_decade"] * (age - 60.0) / 10.0)
+    eta = NODAL_INTERCEPT + eta_img + eta_clin
+    p = float(expit(eta))
+    nodal = int(rng.random() < p)
+    # Overall survival: Weibull proportional hazards, uniform administrative censoring.
+    lp = 0.5 * z["z_size"] + 0.3 * z["z_het"] + 0.3 * z["z_nec"] - 0.7 * hpv + 0.4 * (smoking == "current") \
+        + 0.3 * (age - 60.0) / 10.0 + 0.5 * nodal
+    t_event = (-np.log(rng.random()) / (0.012 * np.exp(lp))) ** (1 / 1.2)
+    t_censor = rng.uniform(24.0, 84.0)
+    return {
+        **z, "age": round(age, 1), "sex": sex, "t_stage": t_stage, "hpv": "positive" if hpv else "negative",
+        "smoking": smoking, "eta": eta, "eta_imaging": eta_img, "p_nodal": p, "nodal_metastasis": nodal,
+        "os_months": round(float(min(t_event, t_censor)), 2), "os_event": int(t_event <= t_censor),
+    }
+
+
+def bayes_aucs(seed: int, n: int = 200_000) -> dict[str, float]:
+    """Population AUC of the true risk (all factors) and of its imaging part (best image-only model)."""
+    rng = np.random.default_rng([seed, 3])
+    z = rng.standard_normal((n, 4))
+    eta_img = z @ np.array(list(NODAL_IMAGING.values()))
+    age = np.clip(rng.normal(61.0, 9.0, n), 30, 90)
+    hpv = rng.random(n) < 0.45
+    current = rng.choice(3, size=n, p=[0.35, 0.35, 0.30]) == 2
+    eta = NODAL_INTERCEPT + eta_img + NODAL_CLINICAL["hpv_positive"] * hpv \
+        + NODAL_CLINICAL["smoking_current"] * current + NODAL_CLINICAL["age_per_decade"] * (age - 60) / 10
+    y = rng.random(n) < expit(eta)
+    return {"bayes_auc": float(roc_auc_score(y, eta)), "bayes_auc_imaging": float(roc_auc_score(y, eta_img))}
+
+
+def _unit_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: tuple[float, ...]) -> np.ndarray:
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_vox, mode="wrap")
+    return field / field.std()
+
+
+def render_case(latent: dict, scanner: Scanner, fov_mm: float, rng: np.random.Generator
+                ) -> tuple[sitk.Image, sitk.Image]:
+    """CT-like volume (HU, int16) and tumour mask on the centre's grid; arrays are indexed z, y, x."""
+    sp = np.array([scanner.slice_mm, scanner.spacing_xy, scanner.spacing_xy])  # z, y, x
+    shape = tuple(int(np.ceil(fov_mm / s)) for s in sp)
+    shift = rng.uniform(-4.0, 4.0, 3)  # tumour position within the field of view (mm)
+    axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, sp, strict=True)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    tz, ty, tx = zz - shift[0], yy - shift[1], xx - shift[2]
+
+    # Neck anatomy around the tumour: fat background, muscle bands, airway, vertebral body, skin edge.
+    img = np.full(shape, -90.0)
+    img[((xx + 6) / 30) ** 2 + ((yy - 2) / 12) ** 2 < 1] = 45.0
+    img[((xx - 20) / 10) ** 2 + ((yy + 18) / 18) ** 2 < 1] = 50.0
+    img[(xx + 22) ** 2 + (yy - 14) ** 2 < 7.0 ** 2] = -1000.0
+    vert = (xx - 2) ** 2 + (yy - 30) ** 2
+    img[vert < 12.0 ** 2] = 700.0
+    img[vert < 9.0 ** 2] = 250.0
+    img[(xx / 70) ** 2 + ((yy + 8) / 44) ** 2 > 1] = -1000.0
+
+    # Tumour: an irregular ellipsoid whose radius follows size, with a necrotic core and textured rim.
+    radius = 11.0 * np.exp(0.25 * latent["z_size"])
+    r = np.sqrt(tx ** 2 + ty ** 2 + tz ** 2) + 1e-9
+    theta, phi = np.arccos(tz / r), np.arctan2(ty, tx)
+    phases = rng.uniform(0, 2 * np.pi, 3)
+    bumps = (np.sin(3 * phi + phases[0]) * np.sin(2 * theta + phases[1]) + 0.6 * np.cos(5 * phi + phases[2]))
+    amplitude = 0.09 * np.exp(0.5 * latent["z_irr"])
+    rel = r / (radius * (1 + amplitude * bumps) * np.array([1.0, 0.9, 1.15]).mean())
+    tumour = rel < 1.0
+    texture = _unit_noise(rng, shape, tuple(1.6 / s for s in sp))
+    het_sd = 16.0 * np.exp(0.4 * latent["z_het"])
+    img[tumour] = 60.0 + het_sd * texture[tumour]
+    core_frac = 0.65 * expit(1.4 * latent["z_nec"] - 0.3)
+    necrotic = rel < core_frac
+    img[necrotic] = 18.0 + 0.5 * het_sd * texture[necrotic]
+
+    # Scanner: reconstruction blur, correlated noise, calibration offset.
+    img = ndimage.gaussian_filter(img, tuple(scanner.blur_mm / s for s in sp))
+    img += scanner.noise_hu * _unit_noise(rng, shape, (0.35 / sp[0] * sp[2], 0.6, 0.6))
+    img += scanner.hu_offset
+
+    def to_image(arr: np.ndarray, pixel_type: int) -> sitk.Image:
+        im = sitk.GetImageFromArray(arr)
+        im = sitk.Cast(im, pixel_type)
+        im.SetSpacing(tuple(float(s) for s in sp[::-1]))
+        im.SetOrigin(tuple(float(a[0]) for a in axes[::-1]))
+        return im
+
+    ct = to_image(np.clip(np.round(img), -1024, 3071).astype(np.int16), sitk.sitkInt16)
+    mask = to_image(tumour.astype(np.uint8), sitk.sitkUInt8)
+    return ct, mask
+
+
+def make_cohort(opts: dict, seed: int, out_dir: str | Path) -> pd.DataFrame:
+    """Write images, masks, cohort.tsv, ground_truth.tsv and ground_truth.json; return the cohort sheet."""
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    sheet, truth, scanners = [], [], {}
+    for k, centre in enumerate(centre_names(opts["centres"])):
+        scanner = scanner_for(seed, k)
+        scanners[centre] = asdict(scanner)
+        for i in range(opts["patients_per_centre"]):
+            pid = patient_id(centre, i)
+            rng = np.random.default_rng([seed, 2, k, i])
+            latent = draw_patient(rng)
+            ct, mask = render_case(latent, scanner, opts["field_of_view_mm"], rng)
+            image_rel, mask_rel = f"images/{pid}_ct.nii.gz", f"images/{pid}_gtv.nii.gz"
+            sitk.WriteImage(ct, str(out / image_rel), useCompression=True)
+            sitk.WriteImage(mask, str(out / mask_rel), useCompression=True)
+            sheet.append({"patient_id": pid, "centre": centre, "image": image_rel, "mask": mask_rel,
+                          **{c: latent[c] for c in ("age", "sex", "t_stage", "hpv", "smoking",
+                                                    "nodal_metastasis", "os_months", "os_event")}})
+            truth.append({"patient_id": pid, "centre": centre,
+                          **{c: round(latent[c], 6) for c in ("z_size", "z_het", "z_nec", "z_irr", "eta",
+                                                              "eta_imaging", "p_nodal")}})
+    sheet_df, truth_df = pd.DataFrame(sheet), pd.DataFrame(truth)
+    sheet_df.to_csv(out / "cohort.tsv", sep="\t", index=False)
+    truth_df.to_csv(out / "ground_truth.tsv", sep="\t", index=False)
+    summary = {
+        "generator_version": GENERATOR_VERSION, "seed": seed, "options": opts, "scanners": scanners,
+        "endpoint_model": {"intercept": NODAL_INTERCEPT, "imaging": NODAL_IMAGING, "clinical": NODAL_CLINICAL},
+        **bayes_aucs(seed),
+        "sample_oracle_auc": {c: float(roc_auc_score(g["nodal_metastasis"], truth_df.loc[g.index, "eta"]))
+                              for c, g in sheet_df.groupby("centre") if g["nodal_metastasis"].nunique() == 2},
+    }
+    (out / "ground_truth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return sheet_df

@@ -1,0 +1,97 @@
+"""Validate: score each external centre with the locked bundles; AUC with DeLong CIs, threshold metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mcrad.errors import McradError
+from mcrad.model import load_bundle
+
+
+def _midranks(x: np.ndarray) -> np.ndarray:
+    return stats.rankdata(x, method="average")
+
+
+def delong(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """AUC and its DeLong variance (DeLong et al. 1988, fast midrank form of Sun & Xu 2014)."""
+    y = np.asarray(y).astype(int)
+    score = np.asarray(score, float)
+    pos, neg = score[y == 1], score[y == 0]
+    m, n = len(pos), len(neg)
+    if m == 0 or n == 0:
+        raise ValueError("AUC needs both classes")
+    tx, ty, tz = _midranks(pos), _midranks(neg), _midranks(np.concatenate([pos, neg]))
+    auc = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
+    v10 = (tz[:m] - tx) / n          # structural components of positives
+    v01 = 1.0 - (tz[m:] - ty) / m    # and of negatives
+    var = np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n if m > 1 and n > 1 else np.nan
+    return float(auc), float(var)
+
+
+def auc_ci(y: np.ndarray, score: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """AUC with a DeLong (1 - alpha) interval, clipped to [0, 1] as R pROC does."""
+    auc, var = delong(y, score)
+    half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var)
+    return auc, max(0.0, auc - half), min(1.0, auc + half)
+
+
+def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    if n == 0:
+        return np.nan, np.nan
+    z = stats.norm.ppf(1 - alpha / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def metric_row(pred: pd.DataFrame, threshold: float, alpha: float) -> dict:
+    y, s = pred["label"].to_numpy(int), pred["score"].to_numpy(float)
+    row = {"n": len(y), "events": int(y.sum())}
+    if 0 < y.sum() < len(y):
+        row["auc"], row["auc_lo"], row["auc_hi"] = auc_ci(y, s, alpha)
+        row["note"] = ""
+    else:
+        row.update(auc=np.nan, auc_lo=np.nan, auc_hi=np.nan, note="one class only: AUC undefined")
+    called = s >= threshold
+    tp, tn = int((called & (y == 1)).sum()), int((~called & (y == 0)).sum())
+    row["threshold"] = threshold
+    row["sensitivity"] = tp / y.sum() if y.sum() else np.nan
+    row["specificity"] = tn / (len(y) - y.sum()) if len(y) > y.sum() else np.nan
+    row["sens_lo"], row["sens_hi"] = wilson(tp, int(y.sum()), alpha)
+    row["spec_lo"], row["spec_hi"] = wilson(tn, int(len(y) - y.sum()), alpha)
+    row["brier"] = float(np.mean((s - y) ** 2))
+    return row
+
+
+def score_bundle(bundle_dir: Path, features: pd.DataFrame, cohort: pd.DataFrame, label: str) -> pd.DataFrame:
+    model, meta = load_bundle(bundle_dir)
+    needed = meta["features"] + [c["name"] for c in meta["clinical"]]
+    df = features.merge(cohort.drop(columns=["centre"]), on="patient_id", how="left", validate="one_to_one")
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise McradError(f"bundle {bundle_dir} was trained on {len(missing)} column(s) these data lack, e.g. "
+                         f"{missing[:3]}. Fix: extract features with the same parameter file, ROIs and sequence "
+                         "names as the training centre.")
+    try:
+        score = model.predict_proba(df)[:, 1]
+    except ValueError as exc:  # e.g. a clinical category the training centre never had
+        raise McradError(f"bundle {bundle_dir} cannot score centre(s) {sorted(df['centre'].unique())}: {exc}. "
+                         "Fix: recode the clinical column to the categories used in training.") from exc
+    return pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "model": meta["model"],
+                         "label": pd.to_numeric(df[label]).astype(int), "score": score})
+
+
+def summarise(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: float) -> pd.DataFrame:
+    """metrics.tsv: one row per model x centre x stage, plus the pooled external centres."""
+    rows = []
+    ext = predictions[predictions["stage"] == "external"]
+    groups = [(k, g) for k, g in predictions.groupby(["model", "centre", "stage"], sort=False)]
+    groups += [((m, "pooled", "external"), g) for m, g in ext.groupby("model", sort=False)
+               if g["centre"].nunique() > 1]
+    for (model, centre, stage), g in groups:
+        rows.append({"model": model, "centre": centre, "stage": stage, **metric_row(g, thresholds[model], alpha)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,49 @@
+# Features: pyradiomics per shard, then one table per centre and one for the study (plus quarantine list).
+
+
+rule features:
+    input:
+        shard=PATHS.shard_table("segment", "{shard}"),
+        params=CFG["features"]["params"],
+    output:
+        PATHS.shard_table("features", "{shard}"),
+    params:
+        opts=options(CFG, "features"),
+        segment=options(CFG, "segment"),
+        root=ROOT,
+    group:
+        "cases"
+    log:
+        PATHS.log("features/{shard}"),
+    benchmark:
+        PATHS.root / "benchmarks" / "features" / "{shard}.tsv"
+    shell:
+        "{MCRAD} features --shard {input.shard:q} --options {params.opts:q} --segment-options {params.segment:q}"
+        " --root {params.root:q} {STRICT} --out {output:q} > {log:q} 2>&1"
+
+
+rule features_centre:
+    input:
+        lambda w: [PATHS.shard_table("features", s) for s in PLAN.shards_of(w.centre)],
+    output:
+        features=PATHS.raw_features("{centre}"),
+        quarantine=PATHS.quarantine_centre("{centre}"),
+    log:
+        PATHS.log("features_centre/{centre}"),
+    shell:
+        "{MCRAD} gather --shards {input:q} --out {output.features:q} --quarantine {output.quarantine:q}"
+        " > {log:q} 2>&1"
+
+
+rule features_study:
+    input:
+        features=[PATHS.raw_features(c) for c in PLAN.centres],
+        quarantine=[PATHS.quarantine_centre(c) for c in PLAN.centres],
+    output:
+        features=PATHS.raw_features(),
+        quarantine=PATHS.qc_quarantine,
+    log:
+        PATHS.log("features_study"),
+    shell:
+        "({MCRAD} concat --inputs {input.features:q} --out {output.features:q} &&"
+        " {MCRAD} concat --inputs {input.quarantine:q} --out {output.quarantine:q}) > {log:q} 2>&1"

@@ -1,0 +1,43 @@
+# Harmonise: ComBat fitted on the training centre(s) only; each external centre mapped onto that reference.
+
+
+rule harmonise_fit:
+    input:
+        [PATHS.raw_features(c) for c in PLAN.train],
+    output:
+        model=PATHS.harmoniser,
+        features=PATHS.harmonised_train,
+        excluded=PATHS.excluded_features,
+    params:
+        opts=options(CFG, "harmonise"),
+        train=",".join(PLAN.train),
+    log:
+        PATHS.log("harmonise_fit"),
+    shell:
+        "{MCRAD} harmonise-fit --features {input:q} --train-centres {params.train:q} --options {params.opts:q}"
+        " --model {output.model:q} --out {output.features:q} --excluded {output.excluded:q} > {log:q} 2>&1"
+
+
+rule harmonise_apply:
+    input:
+        model=PATHS.harmoniser,
+        features=PATHS.raw_features("{centre}"),
+    output:
+        PATHS.harmonised_external("{centre}"),
+    log:
+        PATHS.log("harmonise_apply/{centre}"),
+    shell:
+        "{MCRAD} harmonise-apply --model {input.model:q} --features {input.features:q} --out {output:q}"
+        " > {log:q} 2>&1"
+
+
+rule harmonise_study:
+    input:
+        [PATHS.harmonised_train]
+        + [PATHS.harmonised_external(c) for c in PLAN.external],
+    output:
+        PATHS.harmonised_features,
+    log:
+        PATHS.log("harmonise_study"),
+    shell:
+        "{MCRAD} concat --inputs {input:q} --out {output:q} > {log:q} 2>&1"

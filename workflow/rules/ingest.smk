@@ -1,0 +1,48 @@
+# Ingest: per-centre clinical tables, and per shard: read, check and canonicalise images and masks.
+
+
+rule cohort_tables:
+    input:
+        PLAN.sheet,
+    output:
+        [PATHS.cohort_table(c) for c in PLAN.centres],
+    params:
+        cfg=options(CFG, "cohort", "design", "endpoints"),
+        centres=PLAN.centres,
+    log:
+        PATHS.log("cohort_tables"),
+    shell:
+        "{MCRAD} cohort-tables --sheet {input:q} --config {params.cfg:q} --centres {params.centres:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule ingest:
+    input:
+        sheet=PLAN.sheet,
+        files=lambda w: [f for p in PLAN.shards[w.shard] for f in PLAN.case_files.get(p, [])],
+    output:
+        PATHS.shard_table("ingest", "{shard}"),
+    params:
+        patients=lambda w: ",".join(PLAN.shards[w.shard]),
+        cfg=options(CFG, "cohort", "design", "endpoints"),
+        root=ROOT,
+    group:
+        "cases"
+    log:
+        PATHS.log("ingest/{shard}"),
+    benchmark:
+        PATHS.root / "benchmarks" / "ingest" / "{shard}.tsv"
+    shell:
+        "{MCRAD} ingest --sheet {input.sheet:q} --config {params.cfg:q} --patients {params.patients:q}"
+        " --root {params.root:q} {STRICT} --out {output:q} > {log:q} 2>&1"
+
+
+rule qc_ingest:
+    input:
+        [PATHS.shard_table("ingest", s) for s in PLAN.shards],
+    output:
+        PATHS.qc_ingest,
+    log:
+        PATHS.log("qc_ingest"),
+    shell:
+        "{MCRAD} concat --inputs {input:q} --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,22 @@
+# Report: one self-contained HTML page for the study.
+
+
+rule report:
+    input:
+        metrics=expand(PATHS.metrics("{endpoint}"), endpoint=ENDPOINTS),
+        predictions=expand(PATHS.predictions("{endpoint}"), endpoint=ENDPOINTS),
+        qc=PATHS.qc_ingest,
+        quarantine=PATHS.qc_quarantine,
+        harmonised=PATHS.harmonised_features,
+        cohort=[PATHS.cohort_table(c) for c in PLAN.centres],
+        truth=[PATHS.synth_truth] if PLAN.synthetic else [],
+    output:
+        PATHS.report,
+    params:
+        cfg=options(CFG, "study", "cohort", "design", "endpoints", "preprocess", "segment", "features",
+                    "harmonise", "model", "validate"),
+        root=ROOT,
+    log:
+        PATHS.log("report"),
+    shell:
+        "{MCRAD} report --config {params.cfg:q} --root {params.root:q} --out {output:q} > {log:q} 2>&1"
