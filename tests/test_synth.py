@@ -60,3 +60,13 @@ def test_labels_follow_the_true_risk():
     assert abs(draws["nodal_metastasis"].mean() - draws["p_nodal"].mean()) < 0.03
     assert set(draws["t_stage"]) <= {1, 2, 3, 4}
     assert draws.groupby("t_stage")["z_size"].mean().is_monotonic_increasing
+
+
+def test_centre_sizes_one_for_all_or_one_each():
+    assert synth.centre_sizes({"centres": 2, "patients_per_centre": 5}) == {"C1": 5, "C2": 5}
+    assert synth.centre_sizes({"centres": 2, "patients_per_centre": [8, 3]}) == {"C1": 8, "C2": 3}
+    import pytest
+
+    from mcrad.errors import ConfigError
+    with pytest.raises(ConfigError, match="lists 1 sizes for 2 centres"):
+        synth.centre_sizes({"centres": 2, "patients_per_centre": [8]})

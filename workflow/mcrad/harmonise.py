@@ -54,7 +54,7 @@ class ComBat:
         counts = batch.value_counts()
         small = counts[counts < self.min_batch_size]
         if len(small):
-            raise McradError(f"ComBat: centre(s) {dict(small)} have fewer than {self.min_batch_size} cases, too few "
+            raise McradError(f"ComBat: centre(s) { {k: int(v) for k, v in small.items()} } have fewer than {self.min_batch_size} cases, too few "
                              "to estimate a batch effect. Fix: merge such a centre with a similar one, or set "
                              "harmonise.activate: false.")
 

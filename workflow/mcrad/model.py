@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import VarianceThreshold
@@ -30,8 +31,17 @@ MODELS = ("clinical", "radiomics", "nomogram")
 META = ("patient_id", "centre")
 
 
+def univariate_auc(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """AUC of each column for a binary y (Mann-Whitney with midranks), all columns at once."""
+    ranks = stats.rankdata(X, axis=0)
+    pos = y == 1
+    m, n = pos.sum(), (~pos).sum()
+    return (ranks[pos].sum(axis=0) - m * (m + 1) / 2) / (m * n)
+
+
 class CorrelationFilter(TransformerMixin, BaseEstimator):
-    """Drop the later feature of each pair whose |Pearson r| exceeds `threshold` (order = input order)."""
+    """Keep one feature per group of features whose |Pearson r| exceeds `threshold`: the one most related to
+    the outcome (univariate |AUC - 0.5| on the data it is fitted on, so inside CV it never sees test folds)."""
 
     def __init__(self, threshold: float = 0.9):
         self.threshold = threshold
@@ -40,12 +50,16 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
         X = np.asarray(X, float)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.abs(np.corrcoef(X, rowvar=False)) if X.shape[1] > 1 else np.zeros((1, 1))
-        r = np.nan_to_num(r, nan=0.0)
+        r = np.nan_to_num(np.atleast_2d(r), nan=0.0)
+        order = np.arange(X.shape[1])
+        if y is not None and len(np.unique(y)) == 2:
+            relevance = np.abs(univariate_auc(X, np.asarray(y)) - 0.5)
+            order = np.argsort(-relevance, kind="stable")
         keep: list[int] = []
-        for j in range(X.shape[1]):
+        for j in order:
             if all(r[j, k] <= self.threshold for k in keep):
-                keep.append(j)
-        self.keep_ = np.array(keep, dtype=int)
+                keep.append(int(j))
+        self.keep_ = np.array(sorted(keep), dtype=int)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -56,6 +70,18 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
         return names[self.keep_]
+
+
+def one_standard_error(cv_results: dict) -> int:
+    """Index of the strongest penalty (smallest C) whose mean CV score is within one standard error of the
+    best: the sparser model that is statistically as good (glmnet's lambda.1se)."""
+    mean, sd = np.asarray(cv_results["mean_test_score"]), np.asarray(cv_results["std_test_score"])
+    n_splits = sum(1 for k in cv_results if k.startswith("split") and k.endswith("_test_score"))
+    best = int(np.nanargmax(mean))
+    cutoff = mean[best] - sd[best] / np.sqrt(n_splits)
+    Cs = np.asarray(cv_results["param_lasso__C"], float)
+    ok = np.where(mean >= cutoff)[0]
+    return int(ok[np.argmin(Cs[ok])])
 
 
 def clinical_preprocessor(clinical: list[dict]) -> ColumnTransformer:
@@ -75,10 +101,11 @@ def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
         ("variance", VarianceThreshold(0.0)),
         ("scale", StandardScaler()),
         ("decorrelate", CorrelationFilter(opts["correlation_threshold"])),
-        ("lasso", LogisticRegression(penalty="l1", solver="liblinear", max_iter=5000, random_state=seed)),
+        ("lasso", LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed)),
     ])
     inner = StratifiedKFold(opts["inner_folds"], shuffle=True, random_state=seed)
-    return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring="roc_auc", cv=inner, n_jobs=1)
+    return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring="roc_auc", cv=inner, n_jobs=1,
+                        refit=one_standard_error)
 
 
 class ColumnSubset(TransformerMixin, BaseEstimator):
@@ -178,11 +205,21 @@ def train_endpoint(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
         est = build_model(name, radiomics_columns, clinical, opts, seed)
         oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")[:, 1]
         final = clone(est).fit(X, y)
-        threshold = youden_threshold(y, oof)
-        fitted[name] = {"model": final, "threshold": threshold, "info": describe(name, final)}
+        info = describe(name, final)
+        fitted[name] = {"model": lock(final), "threshold": youden_threshold(y, oof), "info": info}
         preds.append(pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "stage": "internal",
                                    "model": name, "label": y, "score": oof}))
     return fitted, pd.concat(preds, ignore_index=True)
+
+
+def lock(model):
+    """Keep only what predicts: a fitted search is replaced by its best estimator, so the bundle holds no
+    fit timings (which differ run to run) and is byte-identical across reruns."""
+    if isinstance(model, Nomogram):
+        model.radiomics_ = model.radiomics_.best_estimator_
+    elif isinstance(model, Pipeline) and isinstance(model.steps[-1][1], GridSearchCV):
+        model.steps[-1] = (model.steps[-1][0], model.steps[-1][1].best_estimator_)
+    return model
 
 
 def describe(name: str, model) -> dict[str, Any]:

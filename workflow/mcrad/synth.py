@@ -18,6 +18,8 @@ from scipy import ndimage
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
+from mcrad.errors import ConfigError
+
 GENERATOR_VERSION = 1
 SMOKING = ("never", "former", "current")
 
@@ -45,9 +47,20 @@ def patient_id(centre: str, i: int) -> str:
     return f"{centre}-{i + 1:03d}"
 
 
+def centre_sizes(opts: dict) -> dict[str, int]:
+    """Patients per centre from `patients_per_centre` (one number for all, or one per centre)."""
+    names, n = centre_names(opts["centres"]), opts["patients_per_centre"]
+    if isinstance(n, int):
+        return dict.fromkeys(names, n)
+    if len(n) != len(names):
+        raise ConfigError(f"cohort.synthetic.patients_per_centre lists {len(n)} sizes for {len(names)} centres. "
+                          "Fix: give one number per centre, or a single number for all.")
+    return dict(zip(names, n, strict=True))
+
+
 def planned_cases(opts: dict) -> pd.DataFrame:
     """patient_id and centre of every case the generator will make, without making it."""
-    rows = [(patient_id(c, i), c) for c in centre_names(opts["centres"]) for i in range(opts["patients_per_centre"])]
+    rows = [(patient_id(c, i), c) for c, n in centre_sizes(opts).items() for i in range(n)]
     return pd.DataFrame(rows, columns=["patient_id", "centre"])
 
 
@@ -166,10 +179,10 @@ def make_cohort(opts: dict, seed: int, out_dir: str | Path) -> pd.DataFrame:
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     sheet, truth, scanners = [], [], {}
-    for k, centre in enumerate(centre_names(opts["centres"])):
+    for k, (centre, n_patients) in enumerate(centre_sizes(opts).items()):
         scanner = scanner_for(seed, k)
         scanners[centre] = asdict(scanner)
-        for i in range(opts["patients_per_centre"]):
+        for i in range(n_patients):
             pid = patient_id(centre, i)
             rng = np.random.default_rng([seed, 2, k, i])
             latent = draw_patient(rng)

@@ -1,0 +1,164 @@
+"""End-to-end: real `snakemake` runs of small studies, checked for what the backbone promises."""
+from __future__ import annotations
+
+import copy
+import filecmp
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mcrad import model as m
+from mcrad.validate import auc_ci
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+pytestmark = pytest.mark.e2e
+
+STUDY = {
+    "study": {"name": "e2e", "seed": 11},
+    "cohort": {"sheet": None, "synthetic": {"centres": 3, "patients_per_centre": [80, 40, 40],
+                                             "field_of_view_mm": 56}},
+    "design": {"train": ["C1"], "external": ["C2", "C3"]},
+    "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"}],
+    "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]},
+    "model": {"outer_folds": 5, "inner_folds": 3},
+    "execution": {"shard_size": 20},
+}
+
+
+def run_study(cfg: dict, workdir: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
+    cfg = copy.deepcopy(cfg)
+    cfg["study"]["results"] = str(workdir / "results")
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_file = workdir / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([str(SNAKEMAKE), "--cores", "2", "--configfile", str(cfg_file)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if expect_ok and proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))
+        pytest.fail(f"snakemake failed:\n{proc.stderr[-5000:]}\n{logs}")
+    return proc
+
+
+def root(workdir: Path, name: str = "e2e") -> Path:
+    return workdir / "results" / name
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("study")
+    run_study(STUDY, work)
+    return root(work)
+
+
+def training_artefacts(r: Path) -> list[Path]:
+    files = [Path("features/harmonised/train.tsv"), Path("features/raw/C1.tsv"), Path("harmonise/combat.json"),
+             Path("models/nodal_metastasis/internal_predictions.tsv")]
+    files += [Path(f"models/nodal_metastasis/{name}/{f}") for name in m.MODELS
+              for f in ("model.pkl", "meta.json", "manifest.json")]
+    return files
+
+
+def assert_identical(a: Path, b: Path, files: list[Path]) -> None:
+    for f in files:
+        assert (a / f).is_file() and (b / f).is_file(), f
+        assert filecmp.cmp(a / f, b / f, shallow=False), f"{f} differs"
+
+
+def test_outputs_tables_and_report(study):
+    metrics = pd.read_csv(study / "validation/nodal_metastasis/metrics.tsv", sep="\t")
+    expected = {(mod, c, s) for mod in m.MODELS for c, s in
+                (("C1", "internal"), ("C2", "external"), ("C3", "external"), ("pooled", "external"))}
+    assert set(zip(metrics["model"], metrics["centre"], metrics["stage"])) == expected
+    assert {"n", "events", "auc", "auc_lo", "auc_hi"} <= set(metrics.columns)
+    assert (metrics["auc_lo"] <= metrics["auc"]).all() and (metrics["auc"] <= metrics["auc_hi"]).all()
+    pred = pd.read_csv(study / "validation/nodal_metastasis/predictions.tsv", sep="\t")
+    assert list(pred.columns) == ["patient_id", "centre", "stage", "model", "label", "score"]
+    assert len(pred) == 3 * 160, "every patient scored by every model"
+    html = (study / "report/index.html").read_text()
+    for section in ("Study design", "Quality control", "Harmonisation", "Endpoint: nodal_metastasis",
+                    "Synthetic ground truth", "Provenance"):
+        assert section in html
+    assert "data:image/png;base64," in html
+    qc = pd.read_csv(study / "qc/ingest.tsv", sep="\t")
+    assert len(qc) == 160 and set(qc["status"]) == {"ok"}
+
+
+def test_radiomics_generalises_but_not_beyond_the_bayes_limit(study):
+    truth = json.loads((study / "synth/ground_truth.json").read_text())
+    metrics = pd.read_csv(study / "validation/nodal_metastasis/metrics.tsv", sep="\t")
+    pooled = metrics[(metrics["model"] == "radiomics") & (metrics["centre"] == "pooled")].iloc[0]
+    assert pooled["auc_lo"] > 0.55, f"external AUC not clearly above chance: {pooled.to_dict()}"
+    assert pooled["auc"] < truth["bayes_auc"]
+
+
+def test_permuted_labels_give_chance_level_external_auc(study):
+    features = pd.read_csv(study / "features/harmonised/train.tsv", sep="\t")
+    cohort = pd.read_csv(study / "cohort/C1.tsv", sep="\t")
+    df = m.training_table(features, cohort, "nodal_metastasis")
+    df["nodal_metastasis"] = np.random.default_rng(0).permutation(df["nodal_metastasis"].to_numpy())
+    cols = [c for c in features.columns if c not in m.META]
+    opts = {"outer_folds": 5, "inner_folds": 3, "correlation_threshold": 0.9, "lasso_C": [0.03, 0.1, 0.3, 1.0]}
+    fitted, _ = m.train_endpoint(df, cols, [{"name": "age", "type": "numeric"}], "nodal_metastasis", opts, 11)
+    ext = pd.concat([pd.read_csv(study / f"features/harmonised/external/{c}.tsv", sep="\t") for c in ("C2", "C3")])
+    labels = pd.concat([pd.read_csv(study / f"cohort/{c}.tsv", sep="\t") for c in ("C2", "C3")])
+    ext = ext.merge(labels[["patient_id", "nodal_metastasis"]], on="patient_id")
+    score = fitted["radiomics"]["model"].predict_proba(ext)[:, 1]
+    auc, lo, hi = auc_ci(ext["nodal_metastasis"].to_numpy(), score)
+    assert lo <= 0.5 <= hi, (auc, lo, hi)
+
+
+def test_training_does_not_see_external_centres(study, tmp_path):
+    """Training artefacts are byte-identical with no external centre at all."""
+    alone = copy.deepcopy(STUDY)
+    alone["cohort"]["synthetic"].update(centres=1, patients_per_centre=[80])
+    alone["design"]["external"] = []
+    run_study(alone, tmp_path)
+    assert_identical(study, root(tmp_path), training_artefacts(study))
+    metrics = pd.read_csv(root(tmp_path) / "validation/nodal_metastasis/metrics.tsv", sep="\t")
+    assert set(metrics["stage"]) == {"internal"}
+
+
+def test_shuffled_external_labels_leave_training_unchanged(study, tmp_path):
+    """Same images through a user cohort sheet, external labels shuffled: stage 1 is byte-identical."""
+    sheet = pd.read_csv(study / "synth/cohort.tsv", sep="\t", dtype=str)
+    for col in ("image", "mask"):
+        sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
+    ext = sheet["centre"] != "C1"
+    sheet.loc[ext, "nodal_metastasis"] = np.random.default_rng(1).permutation(sheet.loc[ext, "nodal_metastasis"])
+    sheet.to_csv(tmp_path / "sheet with space.tsv", sep="\t", index=False)
+    cfg = copy.deepcopy(STUDY)
+    cfg["cohort"]["sheet"] = str(tmp_path / "sheet with space.tsv")
+    run_study(cfg, tmp_path)
+    assert_identical(study, root(tmp_path), training_artefacts(study))
+    a = pd.read_csv(study / "validation/nodal_metastasis/predictions.tsv", sep="\t")
+    b = pd.read_csv(root(tmp_path) / "validation/nodal_metastasis/predictions.tsv", sep="\t")
+    pd.testing.assert_series_equal(a["score"], b["score"])  # same locked models, same scores
+    assert not a["label"].equals(b["label"])
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda s: s.drop(columns=["hpv"]), r"missing column\(s\) \['hpv'\]"),
+    (lambda s: s.assign(centre=s["centre"].replace("C3", "C9")), r"design names centre 'C3'"),
+    (lambda s: s.assign(mask=s["mask"].where(s.index != 4, "nowhere.nii.gz")),
+     r"line 6 \(patient C1-005\), column 'mask': file not found"),
+])
+def test_bad_sheet_stops_before_any_job(study, tmp_path, breakage, expected):
+    sheet = pd.read_csv(study / "synth/cohort.tsv", sep="\t", dtype=str)
+    for col in ("image", "mask"):
+        sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
+    breakage(sheet).to_csv(tmp_path / "bad.tsv", sep="\t", index=False)
+    cfg = copy.deepcopy(STUDY)
+    cfg["cohort"]["sheet"] = str(tmp_path / "bad.tsv")
+    proc = run_study(cfg, tmp_path, expect_ok=False)
+    assert proc.returncode != 0
+    import re
+    assert re.search(expected, proc.stderr), proc.stderr[-3000:]
+    assert not (tmp_path / "results").exists(), "no job may run"

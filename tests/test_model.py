@@ -1,0 +1,111 @@
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcrad.errors import McradError
+from mcrad.model import CorrelationFilter, load_bundle, save_bundle, train_endpoint, youden_threshold
+from mcrad.validate import score_bundle
+
+CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
+OPTS = {"outer_folds": 3, "inner_folds": 3, "correlation_threshold": 0.9, "lasso_C": [0.1, 1.0]}
+
+
+def data(n=60, seed=0, centre="T"):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n)
+    y = (signal + rng.normal(scale=0.8, size=n) > 0).astype(int)
+    feats = {f"CT_tumour_original_firstorder_f{j}": rng.normal(size=n) for j in range(8)}
+    feats["CT_tumour_original_firstorder_f0"] = signal + 0.3 * rng.normal(size=n)
+    feats["CT_tumour_original_firstorder_copy"] = feats["CT_tumour_original_firstorder_f0"] * 2 + 1e-3
+    df = pd.DataFrame({"patient_id": [f"{centre}{i}" for i in range(n)], "centre": centre, **feats,
+                       "age": rng.normal(60, 8, n).round(), "sex": rng.choice(["M", "F"], n), "y": y})
+    return df
+
+
+def radiomics_columns(df):
+    return [c for c in df.columns if c.startswith("CT_")]
+
+
+def test_correlation_filter_keeps_the_first_of_a_correlated_pair():
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    X = np.column_stack([x[:, 0], x[:, 1], 2 * x[:, 0] + 0.01 * x[:, 2]])
+    f = CorrelationFilter(0.9).fit(X)
+    assert f.keep_.tolist() == [0, 1]
+    assert f.transform(X).shape == (50, 2)
+
+
+def test_youden_threshold_maximises_sensitivity_plus_specificity():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
+    t = youden_threshold(y, p)
+    assert t == 0.7 or t == 0.4
+    j = lambda c: ((p >= c) & (y == 1)).sum() / 3 + ((p < c) & (y == 0)).sum() / 3  # noqa: E731
+    assert j(t) == max(j(c) for c in p)
+
+
+def test_training_is_deterministic_and_finds_the_signal():
+    df = data()
+    runs = [train_endpoint(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=3) for _ in range(2)]
+    for name in ("clinical", "radiomics", "nomogram"):
+        assert pickle.dumps(runs[0][0][name]["model"]) == pickle.dumps(runs[1][0][name]["model"])
+    pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+    selected = runs[0][0]["radiomics"]["info"]["selected_features"]
+    assert "CT_tumour_original_firstorder_f0" in selected
+    assert "CT_tumour_original_firstorder_copy" not in selected, "removed by the correlation filter"
+    internal = runs[0][1]
+    assert set(internal["stage"]) == {"internal"} and len(internal) == 3 * len(df)
+
+
+def test_too_few_events_for_the_folds_is_a_clear_error():
+    df = data(n=20)
+    df["y"] = 0
+    df.loc[:1, "y"] = 1
+    with pytest.raises(McradError, match="2 events.*Fix"):
+        train_endpoint(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    df = data(n=150)
+    fitted, _ = train_endpoint(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=0)
+    out = tmp_path_factory.mktemp("b") / "nomogram"
+    save_bundle(out, "nomogram", fitted["nomogram"], radiomics_columns(df), CLINICAL,
+                {"name": "y", "column": "y"}, {"centres": ["T"]})
+    return out
+
+
+def test_bundle_scores_new_data_and_performs(bundle):
+    new = data(n=300, seed=9, centre="E")
+    scored = score_bundle(bundle, new.drop(columns=["age", "sex", "y"]), new.drop(columns=radiomics_columns(new)), "y")
+    assert list(scored.columns) == ["patient_id", "centre", "model", "label", "score"]
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(scored["label"], scored["score"]) > 0.7
+
+
+def test_bundle_refuses_features_it_was_not_trained_on(bundle):
+    new = data(seed=9, centre="E")
+    features = new.drop(columns=["age", "sex", "y", "CT_tumour_original_firstorder_f3"])
+    with pytest.raises(McradError, match="lack.*firstorder_f3.*Fix"):
+        score_bundle(bundle, features, new[["patient_id", "centre", "age", "sex", "y"]], "y")
+
+
+def test_bundle_refuses_an_unseen_clinical_category(bundle):
+    new = data(seed=9, centre="E")
+    new.loc[0, "sex"] = "X"
+    with pytest.raises(McradError, match="cannot score.*Fix: recode"):
+        score_bundle(bundle, new.drop(columns=["age", "sex", "y"]), new.drop(columns=radiomics_columns(new)), "y")
+
+
+def test_a_changed_bundle_is_refused(bundle, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["threshold"] = 0.01
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(McradError, match="does not match its manifest"):
+        load_bundle(copy)
+    load_bundle(bundle)  # the original still loads

@@ -1,0 +1,64 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.proportion import proportion_confint
+
+from mcrad.validate import auc_ci, delong, metric_row, summarise, wilson
+
+
+def delong_bruteforce(y, s):
+    """Textbook DeLong: placement values from all positive/negative pairs (O(m n))."""
+    pos, neg = s[y == 1], s[y == 0]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return psi.mean(), v10.var(ddof=1) / len(pos) + v01.var(ddof=1) / len(neg)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_delong_matches_the_pairwise_definition_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 60)
+    s = np.round(rng.normal(y * 0.8, 1.0), 1)  # rounding makes ties
+    auc, var = delong(y, s)
+    ref_auc, ref_var = delong_bruteforce(y, s)
+    assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert auc == pytest.approx(ref_auc, abs=1e-12)
+    assert var == pytest.approx(ref_var, rel=1e-10)
+
+
+def test_ci_is_clipped_to_the_unit_interval():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    auc, lo, hi = auc_ci(y, np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]))
+    assert (auc, hi) == (1.0, 1.0) and lo == 1.0  # perfect separation: zero DeLong variance
+
+
+def test_wilson_matches_statsmodels():
+    for k, n in [(0, 10), (3, 10), (17, 40), (40, 40)]:
+        np.testing.assert_allclose(wilson(k, n), proportion_confint(k, n, method="wilson"), rtol=1e-12)
+
+
+def test_metric_row_counts_at_the_locked_threshold():
+    pred = pd.DataFrame({"label": [0, 0, 1, 1, 1], "score": [0.1, 0.6, 0.4, 0.7, 0.9]})
+    row = metric_row(pred, threshold=0.5, alpha=0.05)
+    assert row["sensitivity"] == pytest.approx(2 / 3) and row["specificity"] == pytest.approx(1 / 2)
+    assert row["brier"] == pytest.approx(np.mean((pred["score"] - pred["label"]) ** 2))
+
+
+def test_one_class_centre_is_reported_not_dropped():
+    pred = pd.DataFrame({"model": "m", "centre": "X", "stage": "external", "label": [1, 1], "score": [0.2, 0.9]})
+    out = summarise(pred, {"m": 0.5}, 0.05)
+    assert len(out) == 1 and np.isnan(out["auc"][0]) and "one class" in out["note"][0]
+
+
+def test_summary_has_pooled_external_rows():
+    rng = np.random.default_rng(1)
+    frames = [pd.DataFrame({"model": m, "centre": c, "stage": st, "label": rng.integers(0, 2, 30),
+                            "score": rng.random(30)})
+              for m in ("a", "b") for c, st in (("T", "internal"), ("E1", "external"), ("E2", "external"))]
+    out = summarise(pd.concat(frames), {"a": 0.5, "b": 0.5}, 0.05)
+    assert set(zip(out["model"], out["centre"], out["stage"])) == {
+        (m, c, s) for m in "ab" for c, s in (("T", "internal"), ("E1", "external"), ("E2", "external"),
+                                              ("pooled", "external"))}
+    pooled = out[(out["centre"] == "pooled") & (out["model"] == "a")].iloc[0]
+    assert pooled["n"] == 60
