@@ -24,3 +24,19 @@ def shared_data() -> Path:
 def demo_config() -> dict:
     with open(REPO / "config" / "config.yaml") as fh:
         return yaml.safe_load(fh)
+
+
+@pytest.fixture(scope="session")
+def rscript() -> str:
+    """Rscript with pROC and sva (Debian r-cran-proc, r-bioc-sva): trusted references, required in CI."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("Rscript")
+    ok = exe and subprocess.run([exe, "-e", "library(pROC); library(sva); library(survival)"],
+                                capture_output=True).returncode == 0
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail("Rscript with pROC, sva and survival is missing; `make test` installs them as root")
+        pytest.skip("R reference packages not installed (apt-get install r-cran-proc r-bioc-sva r-cran-survival)")
+    return exe
