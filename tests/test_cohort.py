@@ -1,11 +1,9 @@
 import pandas as pd
 import pytest
-
+from helpers import write_pair
 from mcrad.cohort import centre_table, load_sheet, make_shards, validate_sheet
 from mcrad.config import load_config
 from mcrad.errors import CohortError
-
-from helpers import write_pair
 
 
 @pytest.fixture()

@@ -1,5 +1,4 @@
 import pytest
-
 from mcrad.config import Paths, load_config, stable_hash
 from mcrad.errors import ConfigError
 

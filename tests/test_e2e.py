@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from mcrad import model as m
 from mcrad.validate import auc_ci
 
@@ -76,7 +75,7 @@ def test_outputs_tables_and_report(study):
     metrics = pd.read_csv(study / "validation/nodal_metastasis/metrics.tsv", sep="\t")
     expected = {(mod, c, s) for mod in m.MODELS for c, s in
                 (("C1", "internal"), ("C2", "external"), ("C3", "external"), ("pooled", "external"))}
-    assert set(zip(metrics["model"], metrics["centre"], metrics["stage"])) == expected
+    assert set(zip(metrics["model"], metrics["centre"], metrics["stage"], strict=True)) == expected
     assert {"n", "events", "auc", "auc_lo", "auc_hi"} <= set(metrics.columns)
     assert (metrics["auc_lo"] <= metrics["auc"]).all() and (metrics["auc"] <= metrics["auc_hi"]).all()
     pred = pd.read_csv(study / "validation/nodal_metastasis/predictions.tsv", sep="\t")

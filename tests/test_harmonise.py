@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from mcrad.errors import McradError
 from mcrad.harmonise import ComBat, apply, fit_training, load, save
 
@@ -93,7 +92,7 @@ def test_constant_training_features_are_listed_not_hidden():
     X["flat"] = 1.0
     features = X.reset_index().assign(centre=b.to_numpy())
     opts = {"activate": True, "parametric": True, "eb": True, "mean_only": False, "min_batch_size": 3}
-    model, train, excluded = fit_training(features[features["centre"] == "T"], ["T"], opts)
+    model, train, excluded = fit_training(features[features["centre"] == "T"], None, ["T"], opts, [])
     assert list(excluded["feature"]) == ["flat"]
     assert "flat" not in train.columns
     ext = apply(model, features[features["centre"] == "E1"], list(model.features_))
@@ -111,3 +110,95 @@ def test_properties_shape_finite_deterministic(seed, parametric, eb, mean_only):
     again = ComBat("T", parametric=parametric, eb=eb, mean_only=mean_only).fit(X[b == "T"], b[b == "T"])
     assert json.dumps(again.batches_) == json.dumps(model.batches_)
     pd.testing.assert_frame_equal(again.transform(X, b), out, rtol=0, atol=0)
+
+
+REFERENCE_RUNS = {
+    "parametric_unadjusted": [],
+    "parametric_adjusted": ["--covariates", "pheno"],
+    "nonparametric_adjusted": ["--covariates", "pheno", "--nonparametric"],
+    "parametric_adjusted_noeb": ["--covariates", "pheno", "--no-eb"],
+    "parametric_adjusted_meanonly": ["--covariates", "pheno", "--mean-only"],
+    "parametric_adjusted_batchref": ["--covariates", "pheno", "--ref-batch", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_RUNS))
+def test_cli_equals_r_neurocombat_reference(shared_data, tmp_path, name):
+    """neuroCombat's R outputs (Jfortin1/ComBatHarmonization) for every configuration shipped with them."""
+    from mcrad.cli import main
+
+    ref_dir = shared_data / "combat_reference"
+    data = pd.read_csv(ref_dir / "testdata.csv")  # features x samples
+    table = data.T.reset_index(drop=True)
+    table.columns = [f"feature{j}" for j in range(table.shape[1])]
+    table.insert(0, "batch", [1] * 5 + [2] * 5)
+    if "pheno" in REFERENCE_RUNS[name]:
+        table.insert(1, "pheno", [1, 0] * 5)  # R: model.matrix(~pheno), 1 for samples 1,3,5,7,9
+    table.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    assert main(["harmonise", "--features", str(tmp_path / "in.tsv"), "--batch-col", "batch",
+                 "--out", str(tmp_path / "out.tsv"), *REFERENCE_RUNS[name]]) == 0
+    ours = pd.read_csv(tmp_path / "out.tsv", sep="\t").drop(columns=["batch", "pheno"], errors="ignore")
+    expected = pd.read_csv(ref_dir / "outputs" / f"testdata_combat_{name}_r.csv").T.to_numpy()
+    np.testing.assert_allclose(ours.to_numpy(), expected, rtol=0, atol=1e-6)
+
+
+def with_covariates(seed=0):
+    X, b = cohort(seed=seed)
+    rng = np.random.default_rng(seed)
+    cov = pd.DataFrame({"age": rng.normal(60, 8, len(X)), "sex": rng.choice(["F", "M"], len(X))}, index=X.index)
+    X = X.add(0.05 * (cov["age"] - 60).to_numpy()[:, None]).add(0.8 * (cov["sex"] == "M").to_numpy()[:, None])
+    return X, b, cov
+
+
+def test_sklearn_protocol_clone_and_fit_transform():
+    from sklearn.base import clone
+
+    X, b, cov = with_covariates()
+    model = ComBat("T", categorical=("sex",), continuous=("age",))
+    assert clone(model).get_params() == model.get_params()
+    pd.testing.assert_frame_equal(model.fit_transform(X, b, cov), clone(model).fit(X, b, cov).transform(X, b, cov))
+
+
+def test_covariate_imbalance_is_not_mistaken_for_a_batch_effect():
+    # Men have +2 on every feature. The external centre is 80% men, the training centre 20%: without the
+    # covariate ComBat removes part of the sex effect as if it were the scanner; with it, it does not.
+    rng = np.random.default_rng(3)
+    n_t, n_e = 400, 400
+    sex = np.r_[rng.random(n_t) < 0.2, rng.random(n_e) < 0.8]
+    batch = pd.Series(["T"] * n_t + ["E"] * n_e)
+    noise = pd.DataFrame(rng.normal(0, 1, (n_t + n_e, 4)), columns=list("abcd"))
+    scanner = np.where(batch == "E", 1.5, 1.0)[:, None], np.where(batch == "E", 1.0, 0.0)[:, None]
+    X = noise * scanner[0] + scanner[1] + 2.0 * sex[:, None]  # ComBat's model: additive covariate effect
+    cov = pd.DataFrame({"sex": np.where(sex, "M", "F")})
+    truth = (noise + 2.0 * sex[:, None])[batch == "E"]  # the external patients on the reference scanner
+    with_cov = ComBat("T", categorical=("sex",)).fit(X[batch == "T"], batch[batch == "T"], cov[batch == "T"])
+    without = ComBat("T").fit(X[batch == "T"], batch[batch == "T"])
+    err_with = (with_cov.transform(X, batch, cov)[batch == "E"] - truth).abs().mean().mean()
+    err_without = (without.transform(X, batch)[batch == "E"] - truth).abs().mean().mean()
+    assert err_with < 0.15 and err_without > 3 * err_with, (err_with, err_without)
+
+
+def test_unseen_covariate_level_is_a_clear_error():
+    X, b, cov = with_covariates()
+    train = b == "T"
+    model = ComBat("T", categorical=("sex",)).fit(X[train], b[train], cov[train])
+    cov.loc[cov.index[-1], "sex"] = "X"
+    with pytest.raises(McradError, match=r"covariate 'sex' has value\(s\) \['X'\].*Fix"):
+        model.transform(X, b, cov)
+
+
+def test_feature_constant_within_one_centre_stays_finite_and_is_reported(caplog):
+    X, b = cohort()
+    X.loc[b == "E1", "f0"] = 3.0
+    model = ComBat("T").fit(X[b == "T"], b[b == "T"])
+    with caplog.at_level("WARNING", logger="mcrad"):
+        out = model.transform(X, b)
+    assert np.isfinite(out.to_numpy()).all()
+    assert "centre E1 has 1 feature(s) constant" in caplog.text
+
+
+def test_constant_feature_in_fit_is_refused_with_the_fix():
+    X, b = cohort()
+    X["flat"] = 2.0
+    with pytest.raises(McradError, match=r"\['flat'\] are constant.*excluded_features"):
+        ComBat("T").fit(X[b == "T"], b[b == "T"])

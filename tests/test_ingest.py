@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from helpers import write_pair
-
 from mcrad.config import Paths
 from mcrad.errors import CaseError
 from mcrad.ingest import ingest_shard

@@ -4,7 +4,6 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-
 from mcrad.errors import McradError
 from mcrad.model import CorrelationFilter, load_bundle, save_bundle, train_endpoint, youden_threshold
 from mcrad.validate import score_bundle

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from mcrad.preprocess import aligned_grid, crop_to_roi, resample_pair
 from mcrad.segment import peritumoral_ring, roi_names
 
@@ -51,7 +50,7 @@ def test_crop_keeps_the_roi_and_the_margin():
     stats.Execute(mask)
     box = stats.GetBoundingBox(1)[3:]
     margin = [int(np.ceil(4.0 / s)) for s in image.GetSpacing()]
-    assert list(img.GetSize()) == [min(b + 2 * mg, n) for b, mg, n in zip(box, margin, image.GetSize())]
+    assert list(img.GetSize()) == [min(b + 2 * mg, n) for b, mg, n in zip(box, margin, image.GetSize(), strict=True)]
     np.testing.assert_allclose(centre_of(img), centre_of(image), atol=2.5)
 
 

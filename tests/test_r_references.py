@@ -4,7 +4,6 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-
 from mcrad.harmonise import ComBat
 from mcrad.validate import auc_ci, delong
 

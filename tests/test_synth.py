@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-
 from mcrad import synth
 
 OPTS = {"centres": 2, "patients_per_centre": 3, "field_of_view_mm": 40}
@@ -66,7 +65,6 @@ def test_centre_sizes_one_for_all_or_one_each():
     assert synth.centre_sizes({"centres": 2, "patients_per_centre": 5}) == {"C1": 5, "C2": 5}
     assert synth.centre_sizes({"centres": 2, "patients_per_centre": [8, 3]}) == {"C1": 8, "C2": 3}
     import pytest
-
     from mcrad.errors import ConfigError
     with pytest.raises(ConfigError, match="lists 1 sizes for 2 centres"):
         synth.centre_sizes({"centres": 2, "patients_per_centre": [8]})

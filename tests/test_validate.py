@@ -1,10 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from mcrad.validate import auc_ci, delong, metric_row, summarise, wilson
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.proportion import proportion_confint
-
-from mcrad.validate import auc_ci, delong, metric_row, summarise, wilson
 
 
 def delong_bruteforce(y, s):
@@ -57,7 +56,7 @@ def test_summary_has_pooled_external_rows():
                             "score": rng.random(30)})
               for m in ("a", "b") for c, st in (("T", "internal"), ("E1", "external"), ("E2", "external"))]
     out = summarise(pd.concat(frames), {"a": 0.5, "b": 0.5}, 0.05)
-    assert set(zip(out["model"], out["centre"], out["stage"])) == {
+    assert set(zip(out["model"], out["centre"], out["stage"], strict=True)) == {
         (m, c, s) for m in "ab" for c, s in (("T", "internal"), ("E1", "external"), ("E2", "external"),
                                               ("pooled", "external"))}
     pooled = out[(out["centre"] == "pooled") & (out["model"] == "a")].iloc[0]

@@ -101,8 +101,11 @@ def cmd_concat(a: argparse.Namespace) -> None:
 def cmd_harmonise_fit(a: argparse.Namespace) -> None:
     from mcrad import harmonise
 
+    cfg = _json(a.config)
     features = pd.concat([_read_tsv(p) for p in a.features], ignore_index=True)
-    model, out, excluded = harmonise.fit_training(features, a.train_centres.split(","), _json(a.options))
+    cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
+    model, out, excluded = harmonise.fit_training(features, cohort, cfg["design"]["train"], cfg["harmonise"],
+                                                  cfg["cohort"]["clinical"])
     harmonise.save(model, [c for c in out.columns if c not in ("patient_id", "centre")], a.model)
     _write_tsv(out, a.out)
     _write_tsv(excluded, a.excluded)
@@ -112,7 +115,36 @@ def cmd_harmonise_apply(a: argparse.Namespace) -> None:
     from mcrad import harmonise
 
     model, keep = harmonise.load(a.model)
-    _write_tsv(harmonise.apply(model, _read_tsv(a.features), keep), a.out)
+    _write_tsv(harmonise.apply(model, _read_tsv(a.features), keep, _read_tsv(a.cohort)), a.out)
+
+
+def cmd_harmonise(a: argparse.Namespace) -> None:
+    """Standalone ComBat on one table (rows = samples), like neuroCombat/sva but with numpy 2 and a reference."""
+    from mcrad.harmonise import ComBat
+
+    df = pd.read_csv(a.features, sep="\t" if str(a.features).endswith((".tsv", ".txt")) else ",")
+    if a.batch_col not in df.columns:
+        raise McradError(f"{a.features}: no batch column {a.batch_col!r}; columns are {list(df.columns)[:10]}...")
+    covariates = [c for c in a.covariates.split(",") if c] if a.covariates else []
+    forced = set(a.categorical.split(",")) if a.categorical else set()
+    categorical = tuple(c for c in covariates
+                        if c in forced or not pd.api.types.is_numeric_dtype(df[c]))
+    continuous = tuple(c for c in covariates if c not in categorical)
+    ids = [c for c in (a.id_col,) if c and c in df.columns]
+    features = [c for c in df.columns if c not in {a.batch_col, *covariates, *ids}]
+    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise McradError(f"{a.features}: column(s) {non_numeric[:5]} are not numeric. Fix: name them with "
+                         "--covariates or --id-col, or remove them.")
+    batch = df[a.batch_col].astype(str)
+    model = ComBat(ref_batch=a.ref_batch, parametric=not a.nonparametric, eb=not a.no_eb, mean_only=a.mean_only,
+                   min_batch_size=a.min_batch_size, categorical=categorical, continuous=continuous)
+    cov = df[covariates] if covariates else None
+    out = model.fit(df[features], batch, cov).transform(df[features], batch, cov)
+    result = pd.concat([df[ids + [a.batch_col] + covariates], out], axis=1)
+    _write_tsv(result, a.out)
+    if a.model:
+        model.to_json(a.model)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -215,10 +247,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_concat)
 
+    s = sub.add_parser("harmonise", help="ComBat-harmonise one feature table (rows = samples)")
+    s.add_argument("--features", required=True, help="TSV (or CSV) with one row per sample")
+    s.add_argument("--batch-col", required=True)
+    s.add_argument("--covariates", default="", help="comma-separated columns whose effect is preserved")
+    s.add_argument("--categorical", default="", help="covariates to one-hot encode even if numeric")
+    s.add_argument("--id-col", default="patient_id", help="identifier column passed through, if present")
+    s.add_argument("--nonparametric", action="store_true")
+    s.add_argument("--no-eb", action="store_true", help="no empirical Bayes shrinkage")
+    s.add_argument("--mean-only", action="store_true")
+    s.add_argument("--ref-batch", default=None, help="reference batch, left unchanged")
+    s.add_argument("--min-batch-size", type=int, default=2)
+    s.add_argument("--model", default=None, help="also save the fitted harmoniser (JSON)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_harmonise)
+
     s = sub.add_parser("harmonise-fit", help="fit ComBat on the training centre(s)")
     s.add_argument("--features", nargs="+", required=True)
-    s.add_argument("--train-centres", required=True)
-    s.add_argument("--options", required=True)
+    s.add_argument("--cohort", nargs="+", required=True, help="training centres' cohort tables (covariates)")
+    s.add_argument("--config", required=True, help="JSON: cohort, design and harmonise sections")
     s.add_argument("--model", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--excluded", required=True)
@@ -227,6 +274,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("harmonise-apply", help="map a centre onto the training reference")
     s.add_argument("--model", required=True)
     s.add_argument("--features", required=True)
+    s.add_argument("--cohort", required=True, help="that centre's cohort table (covariates only are read)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_harmonise_apply)
 

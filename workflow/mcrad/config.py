@@ -55,6 +55,14 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
         if ep["column"] in clinical:
             raise ConfigError(f"endpoint {ep['name']!r}: column {ep['column']!r} is also a clinical predictor; "
                               "an outcome cannot be used to predict itself.")
+    endpoint_columns = {ep["column"] for ep in cfg["endpoints"]}
+    for cov in cfg["harmonise"]["covariates"]:
+        if cov in endpoint_columns:
+            raise ConfigError(f"harmonise.covariates: {cov!r} is an endpoint; ComBat must not see outcomes "
+                              "(it would leak them into every centre's features).")
+        if cov not in clinical:
+            raise ConfigError(f"harmonise.covariates: {cov!r} is not a clinical column; choose from "
+                              f"{sorted(clinical)} (cohort.clinical).")
     names = [ep["name"] for ep in cfg["endpoints"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"endpoints: names must be unique, got {names}")

@@ -1,12 +1,13 @@
 """ComBat harmonisation that never lets an external centre touch training: fit on the training centre(s) with
 the first one as reference batch, then map any centre, seen or unseen, onto that reference.
 
-Estimation reuses neuroCombat's own functions (design matrix, standardisation, L/S fit, parametric and
-non-parametric empirical Bayes); its `neuroCombat()`/`neuroCombatFromTraining()` entry points are avoided
-because they crash under numpy 2 (`np.int`, array-to-scalar) and refuse unseen batches. For an unseen centre
-the location/scale and its priors come from that centre's own (unlabelled) features standardised by the
-reference; with no covariates this equals a joint ComBat of training + that centre with the training
-centre as reference.
+The location/scale fit and the empirical-Bayes estimation are neuroCombat's own functions; its
+`neuroCombat()`/`neuroCombatFromTraining()` entry points are not used because they crash under numpy 2
+(`np.int`, array-to-scalar) and refuse unseen batches. Standardisation (design with the reference coding of
+sva/neuroCombat, covariate coefficients, pooled variance) is written out here so its coefficients can be kept
+and applied to new data. For an unseen centre the location/scale and its priors come from that centre's own
+(unlabelled) features standardised by the training fit; without covariates this equals a joint ComBat of
+training + that centre with the training centre as reference (tested against R sva).
 """
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ import contextlib
 import importlib
 import io
 import json
-from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-nc = importlib.import_module("neuroCombat.neuroCombat")  # the module; the package re-exports only the function
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from mcrad.errors import McradError
+
+nc = importlib.import_module("neuroCombat.neuroCombat")  # the module; the package re-exports only the function
+log = logging.getLogger("mcrad")
 
 
 def _quiet(fn, *args):
@@ -30,21 +35,26 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-@dataclass
-class ComBat:
-    """Location/scale harmoniser. Data are (samples x features) DataFrames; batch is a Series of centre names."""
+class ComBat(TransformerMixin, BaseEstimator):
+    """Location/scale (ComBat) harmoniser with scikit-learn style fit/transform.
 
-    ref_batch: str
-    parametric: bool = True
-    eb: bool = True
-    mean_only: bool = False
-    min_batch_size: int = 3
-    features_: list[str] = field(default_factory=list)
-    stand_mean_: np.ndarray | None = None
-    var_pooled_: np.ndarray | None = None
-    batches_: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    X: samples x features DataFrame; batch: Series of centre names (same index); covariates: DataFrame of the
+    biological variables to preserve (same index), `categorical` ones one-hot encoded (first level dropped,
+    as R's model.matrix), `continuous` ones as numbers. With `ref_batch`, that batch is the reference: it is
+    returned unchanged and every other batch is mapped onto it. A batch not seen in fit is mapped from its
+    own features only (location/scale and empirical-Bayes priors of that batch alone).
+    """
 
+    def __init__(self, ref_batch: str | None = None, parametric: bool = True, eb: bool = True,
+                 mean_only: bool = False, min_batch_size: int = 3, categorical: tuple[str, ...] = (),
+                 continuous: tuple[str, ...] = ()):
+        self.ref_batch, self.parametric, self.eb, self.mean_only = ref_batch, parametric, eb, mean_only
+        self.min_batch_size, self.categorical, self.continuous = min_batch_size, categorical, continuous
+
+    # ---- checks -------------------------------------------------------------------------------------
     def _check(self, X: pd.DataFrame, batch: pd.Series) -> None:
+        if not X.index.equals(batch.index):
+            raise McradError("ComBat: features and batch labels must share the same index (patient ids).")
         if X.isna().any().any():
             bad = X.isna().stack()
             pid, feat = bad[bad].index[0]
@@ -54,34 +64,80 @@ class ComBat:
         counts = batch.value_counts()
         small = counts[counts < self.min_batch_size]
         if len(small):
-            raise McradError(f"ComBat: centre(s) { {k: int(v) for k, v in small.items()} } have fewer than {self.min_batch_size} cases, too few "
+            sizes = {k: int(v) for k, v in small.items()}
+            raise McradError(f"ComBat: centre(s) {sizes} have fewer than {self.min_batch_size} cases, too few "
                              "to estimate a batch effect. Fix: merge such a centre with a similar one, or set "
                              "harmonise.activate: false.")
 
-    def fit(self, X: pd.DataFrame, batch: pd.Series) -> ComBat:
-        self._check(X, batch)
-        if self.ref_batch not in set(batch):
-            raise McradError(f"ComBat: reference centre {self.ref_batch!r} has no cases in the training data.")
-        self.features_ = list(X.columns)
-        levels = sorted(set(batch), key=lambda b: (b != self.ref_batch, b))
-        data = X.to_numpy(float).T
-        s_data, info, design = self._standardise_joint(data, batch.to_numpy(), levels)
-        gamma, delta = self._adjustments(s_data, design, info)
-        for j, b in enumerate(levels):
-            self.batches_[b] = {"gamma": gamma[j].tolist(), "delta": delta[j].tolist()}
-        return self
+    def _covariate_design(self, covariates: pd.DataFrame | None, index: pd.Index) -> np.ndarray:
+        names = [*self.categorical, *self.continuous]
+        if not names:
+            return np.zeros((len(index), 0))
+        if covariates is None or any(c not in covariates.columns for c in names):
+            raise McradError(f"ComBat: covariates {names} are needed (they were used in fit).")
+        cov = covariates.loc[index]
+        blocks = []
+        for c in self.categorical:
+            values = cov[c].astype(str)
+            unseen = sorted(set(values) - set(self.levels_[c]))
+            if unseen:
+                pid = values.index[values.isin(unseen)][0]
+                raise McradError(f"ComBat: covariate {c!r} has value(s) {unseen} (e.g. patient {pid}) not seen in "
+                                 f"the training centre(s) {self.levels_[c]}. Fix: recode it, or drop {c!r} from "
+                                 "harmonise.covariates.")
+            blocks.append(np.column_stack([(values == lv).to_numpy(float) for lv in self.levels_[c][1:]])
+                          if len(self.levels_[c]) > 1 else np.zeros((len(index), 0)))
+        for c in self.continuous:
+            num = pd.to_numeric(cov[c], errors="coerce")
+            if num.isna().any():
+                raise McradError(f"ComBat: covariate {c!r} is missing or not a number for patient "
+                                 f"{num.index[num.isna()][0]}. Fix: complete it in the cohort sheet.")
+            blocks.append(num.to_numpy(float)[:, None])
+        return np.hstack(blocks)
 
-    def _standardise_joint(self, data: np.ndarray, batch: np.ndarray, levels: list[str]):
+    # ---- fit ----------------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, batch: pd.Series, covariates: pd.DataFrame | None = None) -> ComBat:
+        self._check(X, batch)
+        levels = sorted(set(batch))
+        if self.ref_batch is not None and self.ref_batch not in levels:
+            raise McradError(f"ComBat: reference centre {self.ref_batch!r} has no cases in the data it is "
+                             f"fitted on (centres: {levels}).")
+        std = X.std(axis=0, ddof=0)
+        if (std == 0).any():
+            raise McradError(f"ComBat: feature(s) {list(std.index[std == 0])[:5]} are constant and cannot be "
+                             "standardised. Fix: drop them first (the workflow lists them in "
+                             "harmonise/excluded_features.tsv).")
+        self.features_ = list(X.columns)
+        self.levels_ = {c: sorted(set(covariates[c].astype(str))) for c in self.categorical} \
+            if self.categorical else {}
+        data = X.to_numpy(float).T                                   # features x samples, as neuroCombat
         codes = np.array([levels.index(b) for b in batch])
-        covars = codes.reshape(-1, 1).astype(object)
-        design = nc.make_design_matrix(covars, 0, [], [], 0)
-        info = {"batch_levels": np.arange(len(levels)), "ref_level": 0, "n_batch": len(levels),
-                "n_sample": data.shape[1], "sample_per_batch": np.bincount(codes, minlength=len(levels)),
-                "batch_info": [list(np.where(codes == j)[0]) for j in range(len(levels))], "design": design}
-        s_data, stand_mean, var_pooled, _ = nc.standardize_across_features(data, design, info)
-        self.stand_mean_ = stand_mean[:, 0].copy()
-        self.var_pooled_ = var_pooled[:, 0].copy()
-        return s_data, info, design
+        ref = None if self.ref_batch is None else levels.index(self.ref_batch)
+        onehot = (codes[:, None] == np.arange(len(levels))[None, :]).astype(float)
+        if ref is not None:
+            onehot[:, ref] = 1.0                                     # neuroCombat/sva reference coding
+        cov = self._covariate_design(covariates, X.index)
+        design = np.hstack([onehot, cov])
+        beta = np.linalg.lstsq(design, data.T, rcond=None)[0]       # (batches + covariates) x features
+        n_batch = len(levels)
+        counts = np.bincount(codes, minlength=n_batch)
+        if ref is None:
+            grand = (counts / counts.sum()) @ beta[:n_batch]
+            resid = data - (design @ beta).T
+            var_pooled = (resid ** 2).mean(axis=1)
+        else:
+            grand = beta[ref]
+            rows = codes == ref
+            var_pooled = ((data[:, rows] - (design[rows] @ beta).T) ** 2).mean(axis=1)
+        self.stand_mean_, self.var_pooled_ = grand, var_pooled
+        self.beta_cov_ = beta[n_batch:]
+        info = {"batch_levels": np.arange(n_batch), "ref_level": ref, "n_batch": n_batch,
+                "n_sample": data.shape[1], "sample_per_batch": counts,
+                "batch_info": [list(np.where(codes == j)[0]) for j in range(n_batch)], "design": design}
+        s_data = (data - grand[:, None] - (cov @ self.beta_cov_).T) / np.sqrt(var_pooled)[:, None]
+        gamma, delta = self._adjustments(s_data, design, info)
+        self.batches_ = {b: {"gamma": gamma[j].tolist(), "delta": delta[j].tolist()} for j, b in enumerate(levels)}
+        return self
 
     def _adjustments(self, s_data: np.ndarray, design: np.ndarray, info: dict) -> tuple[np.ndarray, np.ndarray]:
         ls = nc.fit_LS_model_and_find_priors(s_data, design, info, self.mean_only)
@@ -93,12 +149,15 @@ class ComBat:
             gamma, delta = _quiet(nc.find_non_parametric_adjustments, s_data, ls, info, self.mean_only)
         return np.asarray(gamma, float), np.asarray(delta, float)
 
-    def _standardise(self, data: np.ndarray) -> np.ndarray:
-        return (data - self.stand_mean_[:, None]) / np.sqrt(self.var_pooled_)[:, None]
+    # ---- transform ----------------------------------------------------------------------------------
+    def _standardise(self, X: pd.DataFrame, covariates: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+        mod = (self._covariate_design(covariates, X.index) @ self.beta_cov_).T
+        data = X[self.features_].to_numpy(float).T
+        return (data - self.stand_mean_[:, None] - mod) / np.sqrt(self.var_pooled_)[:, None], mod
 
-    def estimate_batch(self, X: pd.DataFrame, name: str) -> dict[str, list[float]]:
+    def estimate_batch(self, X: pd.DataFrame, covariates: pd.DataFrame | None = None) -> dict[str, list[float]]:
         """Batch effect of an unseen centre from its own features only (no labels, no other centre)."""
-        s_data = self._standardise(X[self.features_].to_numpy(float).T)
+        s_data, _ = self._standardise(X, covariates)
         n = s_data.shape[1]
         design = np.ones((n, 1))
         info = {"batch_levels": np.arange(1), "ref_level": None, "n_batch": 1, "n_sample": n,
@@ -106,40 +165,50 @@ class ComBat:
         gamma, delta = self._adjustments(s_data, design, info)
         return {"gamma": gamma[0].tolist(), "delta": delta[0].tolist()}
 
-    def transform(self, X: pd.DataFrame, batch: pd.Series) -> pd.DataFrame:
-        if self.stand_mean_ is None:
-            raise McradError("ComBat: transform() called before fit().")
+    def transform(self, X: pd.DataFrame, batch: pd.Series, covariates: pd.DataFrame | None = None) -> pd.DataFrame:
+        check_is_fitted(self, "batches_")
         missing = [f for f in self.features_ if f not in X.columns]
         if missing:
             raise McradError(f"ComBat: {len(missing)} training feature(s) missing, e.g. {missing[:3]}. Fix: extract "
                              "every centre with the same parameter file and ROIs.")
         self._check(X[self.features_], batch)
-        out = X[self.features_].copy()
+        out = X[self.features_].astype(float)
         for b in pd.unique(batch):
             rows = (batch == b).to_numpy()
             if b == self.ref_batch:
                 continue  # the reference is left exactly as it is
-            est = self.batches_.get(b) or self.estimate_batch(X.loc[rows], b)
-            s = self._standardise(X.loc[rows, self.features_].to_numpy(float).T)
+            flat = X.loc[rows, self.features_].std(axis=0, ddof=0) == 0
+            if flat.any():
+                log.warning("ComBat: centre %s has %d feature(s) constant within it (e.g. %s); their values are "
+                            "mapped to the reference mean", b, int(flat.sum()), list(flat.index[flat])[:3])
+            est = self.batches_.get(b) or self.estimate_batch(X.loc[rows], covariates)
+            s, mod = self._standardise(X.loc[rows], covariates)
             adj = (s - np.array(est["gamma"])[:, None]) / np.sqrt(np.array(est["delta"]))[:, None]
-            out.loc[rows, :] = (adj * np.sqrt(self.var_pooled_)[:, None] + self.stand_mean_[:, None]).T
+            out.loc[rows, :] = (adj * np.sqrt(self.var_pooled_)[:, None] + self.stand_mean_[:, None] + mod).T
         return out
 
-    # persistence: plain JSON, exact float round-trip, byte-stable
+    def fit_transform(self, X, batch=None, covariates=None, **fit_params):
+        return self.fit(X, batch, covariates).transform(X, batch, covariates)
+
+    # ---- persistence: plain JSON, exact float round-trip, byte-stable ----------------------------------
     def to_json(self, path: str | Path) -> None:
-        state = {"ref_batch": self.ref_batch, "parametric": self.parametric, "eb": self.eb,
-                 "mean_only": self.mean_only, "min_batch_size": self.min_batch_size, "features": self.features_,
+        state = {"params": self.get_params(), "features": self.features_, "levels": self.levels_,
                  "stand_mean": self.stand_mean_.tolist(), "var_pooled": self.var_pooled_.tolist(),
-                 "batches": self.batches_}
+                 "beta_cov": self.beta_cov_.tolist(), "batches": self.batches_}
+        state["params"]["categorical"] = list(self.categorical)
+        state["params"]["continuous"] = list(self.continuous)
         Path(path).write_text(json.dumps(state, sort_keys=True) + "\n")
 
     @classmethod
     def from_json(cls, path: str | Path) -> ComBat:
         s = json.loads(Path(path).read_text())
-        return cls(ref_batch=s["ref_batch"], parametric=s["parametric"], eb=s["eb"], mean_only=s["mean_only"],
-                   min_batch_size=s["min_batch_size"], features_=s["features"],
-                   stand_mean_=np.array(s["stand_mean"]), var_pooled_=np.array(s["var_pooled"]),
-                   batches_=s["batches"])
+        params = s["params"]
+        model = cls(**{**params, "categorical": tuple(params["categorical"]),
+                       "continuous": tuple(params["continuous"])})
+        model.features_, model.levels_, model.batches_ = s["features"], s["levels"], s["batches"]
+        model.stand_mean_, model.var_pooled_ = np.array(s["stand_mean"]), np.array(s["var_pooled"])
+        model.beta_cov_ = np.array(s["beta_cov"]).reshape(-1, len(model.features_))
+        return model
 
 
 def split_constant(X: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
@@ -151,8 +220,29 @@ def split_constant(X: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     return [c for c in X.columns if c not in constant], excluded
 
 
-def fit_training(features: pd.DataFrame, train_centres: list[str], opts: dict[str, Any]
-                 ) -> tuple[ComBat | None, pd.DataFrame, pd.DataFrame]:
+def from_options(opts: dict[str, Any], ref_batch: str, clinical: list[dict]) -> ComBat:
+    """The workflow's harmoniser: the config's `harmonise` section, covariates typed by `cohort.clinical`."""
+    types = {c["name"]: c["type"] for c in clinical}
+    covariates = opts.get("covariates", [])
+    return ComBat(ref_batch=ref_batch, parametric=opts["parametric"], eb=opts["eb"], mean_only=opts["mean_only"],
+                  min_batch_size=opts["min_batch_size"],
+                  categorical=tuple(c for c in covariates if types[c] == "categorical"),
+                  continuous=tuple(c for c in covariates if types[c] != "categorical"))
+
+
+def _covariates(model: ComBat, features: pd.DataFrame, cohort: pd.DataFrame | None) -> pd.DataFrame | None:
+    names = [*model.categorical, *model.continuous]
+    if not names:
+        return None
+    cov = cohort.set_index("patient_id")
+    missing = sorted(set(features["patient_id"]) - set(cov.index))
+    if missing:
+        raise McradError(f"ComBat covariates: patients {missing[:5]} have features but no cohort row.")
+    return cov.loc[features["patient_id"], names]
+
+
+def fit_training(features: pd.DataFrame, cohort: pd.DataFrame | None, train_centres: list[str],
+                 opts: dict[str, Any], clinical: list[dict]) -> tuple[ComBat | None, pd.DataFrame, pd.DataFrame]:
     """(fitted model or None when off, harmonised training features, excluded-feature table)."""
     meta = ["patient_id", "centre"]
     feats = [c for c in features.columns if c not in meta]
@@ -160,20 +250,21 @@ def fit_training(features: pd.DataFrame, train_centres: list[str], opts: dict[st
     keep, excluded = split_constant(X)
     if not opts["activate"]:
         return None, features[meta + keep], excluded
-    model = ComBat(ref_batch=train_centres[0], parametric=opts["parametric"], eb=opts["eb"],
-                   mean_only=opts["mean_only"], min_batch_size=opts["min_batch_size"])
+    model = from_options(opts, train_centres[0], clinical)
     batch = features.set_index("patient_id")["centre"]
-    model.fit(X[keep], batch)
-    out = model.transform(X[keep], batch).reset_index()
+    cov = _covariates(model, features, cohort)
+    model.fit(X[keep], batch, cov)
+    out = model.transform(X[keep], batch, cov).reset_index()
     out.insert(1, "centre", batch.to_numpy())
     return model, out, excluded
 
 
-def apply(model: ComBat | None, features: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
-    X = features.set_index("patient_id")
+def apply(model: ComBat | None, features: pd.DataFrame, keep: list[str], cohort: pd.DataFrame | None = None
+          ) -> pd.DataFrame:
     if model is None:
         return features[["patient_id", "centre", *keep]]
-    out = model.transform(X[keep], X["centre"]).reset_index()
+    X = features.set_index("patient_id")
+    out = model.transform(X[keep], X["centre"], _covariates(model, features, cohort)).reset_index()
     out.insert(1, "centre", X["centre"].to_numpy())
     return out
 

@@ -242,11 +242,12 @@ def describe(name: str, model) -> dict[str, Any]:
 
 
 def software_versions() -> dict[str, str]:
-    import SimpleITK
     import radiomics
+    import SimpleITK
 
     return {"mcrad": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "SimpleITK": SimpleITK.Version_VersionString(),
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__,
+            "SimpleITK": SimpleITK.Version_VersionString(),
             "pyradiomics": radiomics.__version__}
 
 

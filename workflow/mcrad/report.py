@@ -12,7 +12,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402

@@ -3,18 +3,18 @@
 
 rule harmonise_fit:
     input:
-        [PATHS.raw_features(c) for c in PLAN.train],
+        features=[PATHS.raw_features(c) for c in PLAN.train],
+        cohort=[PATHS.cohort_table(c) for c in PLAN.train],
     output:
         model=PATHS.harmoniser,
         features=PATHS.harmonised_train,
         excluded=PATHS.excluded_features,
     params:
-        opts=options(CFG, "harmonise"),
-        train=",".join(PLAN.train),
+        cfg=options(CFG, "cohort", "design", "harmonise"),
     log:
         PATHS.log("harmonise_fit"),
     shell:
-        "{MCRAD} harmonise-fit --features {input:q} --train-centres {params.train:q} --options {params.opts:q}"
+        "{MCRAD} harmonise-fit --features {input.features:q} --cohort {input.cohort:q} --config {params.cfg:q}"
         " --model {output.model:q} --out {output.features:q} --excluded {output.excluded:q} > {log:q} 2>&1"
 
 
@@ -22,12 +22,14 @@ rule harmonise_apply:
     input:
         model=PATHS.harmoniser,
         features=PATHS.raw_features("{centre}"),
+        cohort=PATHS.cohort_table("{centre}"),
     output:
         PATHS.harmonised_external("{centre}"),
     log:
         PATHS.log("harmonise_apply/{centre}"),
     shell:
-        "{MCRAD} harmonise-apply --model {input.model:q} --features {input.features:q} --out {output:q}"
+        "{MCRAD} harmonise-apply --model {input.model:q} --features {input.features:q} --cohort {input.cohort:q}"
+        " --out {output:q}"
         " > {log:q} 2>&1"
 
 
