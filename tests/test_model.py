@@ -108,3 +108,15 @@ def test_a_changed_bundle_is_refused(bundle, tmp_path):
     with pytest.raises(McradError, match="does not match its manifest"):
         load_bundle(copy)
     load_bundle(bundle)  # the original still loads
+
+
+def test_one_standard_error_rule_prefers_the_sparser_model():
+    from mcrad.model import one_standard_error
+
+    res = {"mean_test_score": [0.70, 0.74, 0.75], "std_test_score": [0.05, 0.05, 0.06],
+           "param_lasso__C": [0.1, 0.3, 1.0], "split0_test_score": [0] * 3, "split1_test_score": [0] * 3,
+           "split2_test_score": [0] * 3, "split3_test_score": [0] * 3}
+    # best 0.75, SE = 0.06 / 2 = 0.03: C=0.3 (0.74) is within, C=0.1 (0.70) is not
+    assert one_standard_error(res) == 1
+    res["mean_test_score"] = [np.nan] * 3
+    assert one_standard_error(res) == 0

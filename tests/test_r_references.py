@@ -41,3 +41,18 @@ def test_unseen_centre_combat_equals_sva_with_reference_batch(rscript, tmp_path,
         rows = batch.isin(["T", c])
         ours = model.transform(X[rows], batch[rows])[batch[rows] == c]
         np.testing.assert_allclose(ours.to_numpy(), ref[(batch == c).to_numpy()].to_numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_calibration_intercept_and_slope_equal_r_glm(rscript, tmp_path):
+    from mcrad.validate import calibration
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.95, 120)
+    y = (rng.random(120) < p ** 1.5).astype(int)
+    pd.DataFrame({"y": y, "p": p}).to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    code = ("d <- read.delim(commandArgs(TRUE)[1]); lp <- qlogis(d$p);"
+            "a <- coef(glm(y ~ 1, offset = lp, family = binomial, data = d))[1];"
+            "b <- coef(glm(y ~ lp, family = binomial, data = d))[2]; cat(sprintf('%.15f %.15f', a, b))")
+    out = subprocess.run([rscript, "-e", code, tmp_path / "in.tsv"], check=True, capture_output=True, text=True)
+    ref = [float(v) for v in out.stdout.split()]
+    assert calibration(y, p) == pytest.approx(ref, abs=1e-7)

@@ -36,7 +36,8 @@ def file_sha256(path: str | Path) -> str:
 
 def case_key(stage: str, code_file: str, options: Any, inputs: Iterable[str | Path]) -> str:
     payload = {
-        "stage": stage, "version": __version__, "code": file_sha256(code_file), "options": options,
+        "stage": stage, "version": __version__, "code": [file_sha256(code_file), file_sha256(__file__)],
+        "options": options,
         "inputs": [file_sha256(p) for p in inputs],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -118,6 +118,19 @@ def cmd_harmonise_apply(a: argparse.Namespace) -> None:
     _write_tsv(harmonise.apply(model, _read_tsv(a.features), keep, _read_tsv(a.cohort)), a.out)
 
 
+def cmd_harmonise_diagnostics(a: argparse.Namespace) -> None:
+    from mcrad import harmonise
+
+    cfg = _json(a.config)
+    cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True).set_index("patient_id")
+    labels = {ep["name"]: pd.to_numeric(cohort[ep["column"]]) for ep in cfg["endpoints"]}
+    summary, kw, pca = harmonise.diagnostics(_read_tsv(a.raw), _read_tsv(a.harmonised), labels,
+                                             cfg["design"]["train"], cfg["study"]["seed"])
+    Path(a.summary).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    _write_tsv(kw, a.kruskal)
+    _write_tsv(pca, a.pca)
+
+
 def cmd_harmonise(a: argparse.Namespace) -> None:
     """Standalone ComBat on one table (rows = samples), like neuroCombat/sva but with numpy 2 and a reference."""
     from mcrad.harmonise import ComBat
@@ -173,18 +186,25 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
     cfg = _json(a.config)
     endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
-    preds = [_read_tsv(a.internal)]
-    thresholds = {}
-    for name in MODELS:
-        bundle = Path(a.models_dir) / name
-        thresholds[name] = load_bundle(bundle)[1]["threshold"]
-        for feat_file, cohort_file in zip(a.features, a.cohort, strict=True):
-            scored = v.score_bundle(bundle, _read_tsv(feat_file), _read_tsv(cohort_file), endpoint["column"])
-            preds.append(scored.assign(stage="external")[["patient_id", "centre", "stage", "model", "label",
-                                                          "score"]])
-    predictions = pd.concat(preds, ignore_index=True)
+    label, alpha = endpoint["column"], cfg["validate"]["alpha"]
+    cohorts = [_read_tsv(p) for p in a.cohort]
+    thresholds = {name: load_bundle(Path(a.models_dir) / name)[1]["threshold"] for name in MODELS}
+
+    def score(feature_files: list[str]) -> pd.DataFrame:
+        scored = [v.score_bundle(Path(a.models_dir) / name, _read_tsv(f), cohort, label).assign(stage="external")
+                  for name in MODELS for f, cohort in zip(feature_files, cohorts, strict=True)]
+        columns = ["patient_id", "centre", "stage", "model", "label", "score"]
+        return pd.concat(scored, ignore_index=True)[columns] if scored else pd.DataFrame(columns=columns)
+
+    predictions = pd.concat([_read_tsv(a.internal), score(a.features)], ignore_index=True)
     _write_tsv(predictions, a.predictions)
-    _write_tsv(v.summarise(predictions, thresholds, cfg["validate"]["alpha"]), a.metrics)
+    _write_tsv(v.summarise(predictions, thresholds, alpha), a.metrics)
+    if a.comparison:
+        external = predictions[predictions["stage"] == "external"]
+        both = pd.concat([v.summarise(external, thresholds, alpha).assign(harmonisation="combat"),
+                          v.summarise(score(a.raw_features), thresholds, alpha).assign(harmonisation="none")],
+                         ignore_index=True)
+        _write_tsv(both.sort_values(["model", "centre", "harmonisation"], kind="stable"), a.comparison[0])
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -262,6 +282,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_harmonise)
 
+    s = sub.add_parser("harmonise-diagnostics", help="centre identifiability, Kruskal-Wallis, PCA before/after")
+    s.add_argument("--config", required=True, help="JSON: study, design and endpoints sections")
+    s.add_argument("--raw", required=True)
+    s.add_argument("--harmonised", required=True)
+    s.add_argument("--cohort", nargs="+", required=True, help="training centres' cohort tables")
+    s.add_argument("--summary", required=True)
+    s.add_argument("--kruskal", required=True)
+    s.add_argument("--pca", required=True)
+    s.set_defaults(func=cmd_harmonise_diagnostics)
+
     s = sub.add_parser("harmonise-fit", help="fit ComBat on the training centre(s)")
     s.add_argument("--features", nargs="+", required=True)
     s.add_argument("--cohort", nargs="+", required=True, help="training centres' cohort tables (covariates)")
@@ -294,6 +324,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--internal", required=True)
     s.add_argument("--features", nargs="*", default=[])
     s.add_argument("--cohort", nargs="*", default=[])
+    s.add_argument("--raw-features", nargs="*", default=[], help="the same centres without ComBat")
+    s.add_argument("--comparison", nargs="*", default=[], help="write external metrics with and without ComBat here")
     s.add_argument("--metrics", required=True)
     s.add_argument("--predictions", required=True)
     s.set_defaults(func=cmd_validate)

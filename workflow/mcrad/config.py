@@ -63,6 +63,11 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
         if cov not in clinical:
             raise ConfigError(f"harmonise.covariates: {cov!r} is not a clinical column; choose from "
                               f"{sorted(clinical)} (cohort.clinical).")
+    h = cfg["harmonise"]
+    if h["activate"] and h["compare"] and len(design["train"]) > 1:
+        raise ConfigError("harmonise.compare needs a single training centre: with several, ComBat changes the "
+                          "training features and a no-ComBat comparison would need models of its own. "
+                          "Fix: set harmonise.compare: false.")
     names = [ep["name"] for ep in cfg["endpoints"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"endpoints: names must be unique, got {names}")
@@ -138,6 +143,9 @@ class Paths:
     def harmonised_external(self, centre: str) -> Path:
         return self.root / "features" / "harmonised" / "external" / f"{centre}.tsv"
 
+    def harmonise_file(self, name: str) -> Path:
+        return self.root / "harmonise" / name
+
     @property
     def excluded_features(self) -> Path:
         return self.root / "harmonise" / "excluded_features.tsv"
@@ -151,6 +159,9 @@ class Paths:
 
     def internal_predictions(self, endpoint: str) -> Path:
         return self.root / "models" / endpoint / "internal_predictions.tsv"
+
+    def comparison(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "harmonisation_comparison.tsv"
 
     def metrics(self, endpoint: str) -> Path:
         return self.root / "validation" / endpoint / "metrics.tsv"

@@ -30,6 +30,40 @@ nc = importlib.import_module("neuroCombat.neuroCombat")  # the module; the packa
 log = logging.getLogger("mcrad")
 
 
+def _nonparametric_prior(sdat: np.ndarray, g_hat: np.ndarray, d_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """neuroCombat's/sva's `int_eprior` (non-parametric empirical Bayes) computed in log space.
+
+    The original multiplies n Gaussian densities, which underflows to 0/0 = NaN once a batch has enough samples
+    or a feature sits far from the others; normalising the log-likelihoods by their maximum gives the same
+    weights wherever the original is finite, and finite weights everywhere else."""
+    n_feat = sdat.shape[0]
+    gamma, delta = np.empty(n_feat), np.empty(n_feat)
+    for i in range(n_feat):
+        others = np.arange(n_feat) != i
+        g, d = g_hat[others], d_hat[others]
+        x = sdat[i][np.isfinite(sdat[i])]
+        sum2 = ((x[None, :] - g[:, None]) ** 2).sum(axis=1)
+        log_lh = -0.5 * len(x) * np.log(2 * np.pi * d) - sum2 / (2 * d)
+        w = np.exp(log_lh - log_lh.max())
+        gamma[i], delta[i] = (g * w).sum() / w.sum(), (d * w).sum() / w.sum()
+    return gamma, delta
+
+
+def _nonparametric_adjustments(s_data: np.ndarray, ls: dict, info: dict, mean_only: bool
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """As neuroCombat's `find_non_parametric_adjustments`, with the log-space prior above."""
+    gamma, delta = [], []
+    for i, idx in enumerate(info["batch_info"]):
+        d_hat = np.ones(s_data.shape[0]) if mean_only else np.asarray(ls["delta_hat"][i], float)
+        g, d = _nonparametric_prior(s_data[:, idx], np.asarray(ls["gamma_hat"][i], float), d_hat)
+        gamma.append(g)
+        delta.append(d)
+    gamma, delta = np.array(gamma), np.array(delta)
+    if info["ref_level"] is not None:
+        gamma[info["ref_level"]], delta[info["ref_level"]] = 0.0, 1.0
+    return gamma, delta
+
+
 def _quiet(fn, *args):
     with contextlib.redirect_stdout(io.StringIO()):  # neuroCombat prints progress on stdout
         return fn(*args)
@@ -146,7 +180,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         elif self.parametric:
             gamma, delta = _quiet(nc.find_parametric_adjustments, s_data, ls, info, self.mean_only)
         else:
-            gamma, delta = _quiet(nc.find_non_parametric_adjustments, s_data, ls, info, self.mean_only)
+            gamma, delta = _nonparametric_adjustments(s_data, ls, info, self.mean_only)
         return np.asarray(gamma, float), np.asarray(delta, float)
 
     # ---- transform ----------------------------------------------------------------------------------
@@ -283,3 +317,84 @@ def load(path: str | Path) -> tuple[ComBat | None, list[str]]:
         return None, state["features"]
     model = ComBat.from_json(path)
     return model, model.features_
+
+
+# ---- diagnostics: does harmonisation remove the centre and keep the signal? --------------------------------
+def _feature_matrix(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return features[columns].to_numpy(float)
+
+
+def centre_identifiability(X: np.ndarray, centre: np.ndarray, seed: int, folds: int = 5) -> float:
+    """Cross-validated AUC of telling centres apart from the features (one-vs-rest macro AUC for several)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folds = min(folds, int(pd.Series(centre).value_counts().min()))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    proba = cross_val_predict(clf, X, centre, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                              method="predict_proba")
+    labels = np.unique(centre)
+    if len(labels) == 2:
+        return float(roc_auc_score(centre == labels[1], proba[:, 1]))
+    return float(roc_auc_score(centre, proba, multi_class="ovr", average="macro", labels=labels))
+
+
+def outcome_auc(X: np.ndarray, y: np.ndarray, seed: int, folds: int = 5) -> float:
+    """Cross-validated AUC of a ridge logistic model of the outcome: the signal harmonisation must keep."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
+    cv = StratifiedKFold(min(folds, int(np.bincount(y).min())), shuffle=True, random_state=seed)
+    return float(roc_auc_score(y, cross_val_predict(clf, X, y, cv=cv, method="predict_proba")[:, 1]))
+
+
+def kruskal_pvalues(features: pd.DataFrame, columns: list[str]) -> pd.Series:
+    from scipy.stats import kruskal
+
+    groups = [g for _, g in features.groupby("centre")]
+    p = {}
+    for col in columns:
+        values = [g[col].to_numpy(float) for g in groups]
+        p[col] = np.nan if np.ptp(np.concatenate(values)) == 0 else float(kruskal(*values).pvalue)
+    return pd.Series(p)
+
+
+def pca_coordinates(features: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    pcs = PCA(2, svd_solver="full").fit_transform(StandardScaler().fit_transform(_feature_matrix(features, columns)))
+    return pd.DataFrame({"patient_id": features["patient_id"].to_numpy(), "centre": features["centre"].to_numpy(),
+                         "pc1": pcs[:, 0], "pc2": pcs[:, 1]})
+
+
+def diagnostics(raw: pd.DataFrame, harmonised: pd.DataFrame, labels: dict[str, pd.Series], train: list[str],
+                seed: int) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Before/after: centre identifiability, per-feature Kruskal-Wallis p across centres, PCA, and the
+    training centre's outcome AUC per endpoint. Uses unlabelled features of every centre and training labels
+    only; nothing here flows back into training."""
+    columns = [c for c in harmonised.columns if c not in ("patient_id", "centre")]
+    raw = raw.set_index("patient_id").loc[harmonised["patient_id"]].reset_index()
+    summary: dict[str, Any] = {"features": len(columns), "centres": sorted(harmonised["centre"].unique())}
+    kw = pd.DataFrame({"feature": columns})
+    pca = []
+    for name, table in (("before", raw), ("after", harmonised)):
+        centre = table["centre"].to_numpy()
+        if len(np.unique(centre)) > 1:
+            summary[f"centre_auc_{name}"] = centre_identifiability(_feature_matrix(table, columns), centre, seed)
+            kw[f"p_{name}"] = kruskal_pvalues(table, columns).to_numpy()
+            summary[f"kruskal_p_below_0.05_{name}"] = int((kw[f"p_{name}"] < 0.05).sum())
+        pca.append(pca_coordinates(table, columns).assign(harmonisation=name))
+        is_train = table["centre"].isin(train).to_numpy()
+        for endpoint, y in labels.items():
+            yy = y.loc[table.loc[is_train, "patient_id"]].to_numpy(int)
+            summary[f"train_outcome_auc_{endpoint}_{name}"] = outcome_auc(
+                _feature_matrix(table[is_train], columns), yy, seed)
+    return summary, kw, pd.concat(pca, ignore_index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import platform
 from pathlib import Path
@@ -28,6 +29,7 @@ from mcrad import __version__
 from mcrad.errors import McradError
 
 MODELS = ("clinical", "radiomics", "nomogram")
+log = logging.getLogger("mcrad")
 META = ("patient_id", "centre")
 
 
@@ -77,9 +79,13 @@ def one_standard_error(cv_results: dict) -> int:
     best: the sparser model that is statistically as good (glmnet's lambda.1se)."""
     mean, sd = np.asarray(cv_results["mean_test_score"]), np.asarray(cv_results["std_test_score"])
     n_splits = sum(1 for k in cv_results if k.startswith("split") and k.endswith("_test_score"))
+    Cs = np.asarray(cv_results["param_lasso__C"], float)
+    if np.isnan(mean).all():  # every inner fold held one class only: no evidence, take the sparsest model
+        log.warning("inner cross-validation could not score any penalty (folds with one class); using the "
+                    "strongest penalty C=%s", Cs.min())
+        return int(np.argmin(Cs))
     best = int(np.nanargmax(mean))
     cutoff = mean[best] - sd[best] / np.sqrt(n_splits)
-    Cs = np.asarray(cv_results["param_lasso__C"], float)
     ok = np.where(mean >= cutoff)[0]
     return int(ok[np.argmin(Cs[ok])])
 

@@ -4,6 +4,7 @@ Runs when Snakemake parses the workflow, so a bad cohort sheet stops the study b
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,13 @@ def options(cfg: dict, *sections: str) -> str:
     """The named config sections as compact JSON: what a rule passes to its `mcrad` step (and reruns on)."""
     return json.dumps({s: cfg[s] for s in sections} if len(sections) > 1 else cfg[sections[0]],
                       sort_keys=True, separators=(",", ":"))
+
+
+def code_hash(*modules: str) -> str:
+    """sha256 of the named mcrad modules (plus the CLI that calls them). Passed to a rule as a param so that
+    Snakemake reruns the rule when the package code it runs changes, not only when the rule text does."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in sorted({*modules, "cli"}):
+        h.update((package / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]

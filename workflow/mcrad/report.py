@@ -59,6 +59,36 @@ def roc_figure(pred: pd.DataFrame, title: str) -> str:
     return _png(fig)
 
 
+def harmonisation_diagnostics(paths: Paths) -> str:
+    summary_file = paths.harmonise_file("diagnostics.json")
+    if not summary_file.is_file():
+        return ""
+    d = json.loads(summary_file.read_text())
+    rows = []
+    if "centre_auc_before" in d:
+        rows.append(("centre identifiability (CV AUC of predicting the centre)", d["centre_auc_before"],
+                     d["centre_auc_after"]))
+        rows.append(("features differing across centres (Kruskal-Wallis p < 0.05)",
+                     d["kruskal_p_below_0.05_before"], d["kruskal_p_below_0.05_after"]))
+    for key in sorted(k for k in d if k.startswith("train_outcome_auc_") and k.endswith("_before")):
+        endpoint = key[len("train_outcome_auc_"):-len("_before")]
+        rows.append((f"training-centre outcome AUC ({endpoint}, CV ridge logistic)", d[key],
+                     d[key.replace("_before", "_after")]))
+    fmt = lambda v: str(v) if isinstance(v, int) else f"{v:.3f}"  # noqa: E731 - counts stay integers
+    table = pd.DataFrame([(n, fmt(b), fmt(a)) for n, b, a in rows],
+                         columns=["diagnostic", "before ComBat", "after ComBat"])
+    pca = _read(paths.harmonise_file("pca.tsv"))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    for ax, (which, g) in zip(axes, pca.groupby("harmonisation", sort=False), strict=True):
+        for centre, gc in g.groupby("centre"):
+            ax.scatter(gc["pc1"], gc["pc2"], s=10, label=centre)
+        ax.set(title=f"PCA, {which} ComBat", xlabel="PC1", ylabel="PC2")
+    axes[0].legend(fontsize=7)
+    return ("<p>Does harmonisation remove the centre and keep the signal? Identifiability below 0.5 means "
+            "the centres cannot be told apart (ComBat equalises each centre's mean on all its cases, so a "
+            "cross-validated classifier is pushed slightly the wrong way).</p>" + _table(table) + _png(fig))
+
+
 def design_table(cfg: dict, paths: Paths) -> pd.DataFrame:
     rows = []
     quarantine = _read(paths.qc_quarantine)
@@ -104,6 +134,7 @@ def write_report(cfg: dict, root: Path, out: Path) -> None:
         "centre's batch effect is estimated from its own unlabelled features." if h["activate"]
         else "Off: raw features go to the models.") + f" {len(excluded)} feature(s) constant in training were "
         "excluded.</p>")
+    parts.append(harmonisation_diagnostics(paths))
 
     for ep in cfg["endpoints"]:
         name = ep["name"]
@@ -115,6 +146,15 @@ def write_report(cfg: dict, root: Path, out: Path) -> None:
                 "sensitivity", "specificity", "brier", "note"]
         parts.append(_table(metrics[cols]))
         parts.append(roc_figure(pred, name))
+        if paths.comparison(name).is_file():
+            comp = _read(paths.comparison(name))
+            comp = comp[comp["model"] != "clinical"]  # no image features: identical either way
+            parts.append("<h3>With and without ComBat</h3><p>The same locked models score the external centres "
+                         "with ComBat-harmonised and with raw features. A per-centre affine correction barely "
+                         "reorders a score within a centre, so look at calibration and at the locked threshold: "
+                         "calibration intercept 0 and slope 1 are ideal, Brier lower is better.</p>"
+                         + _table(comp[["model", "centre", "harmonisation", "n", "auc", "cal_intercept",
+                                        "cal_slope", "brier", "sensitivity", "specificity"]]))
         for model in ("radiomics", "nomogram", "clinical"):
             meta = json.loads((paths.bundle(name, model) / "meta.json").read_text())
             desc = meta["description"]

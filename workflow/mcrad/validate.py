@@ -48,6 +48,27 @@ def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def calibration(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Calibration intercept (in the large: logistic model of y with offset logit(p)) and slope (coefficient
+    of logit(p)); 0 and 1 when predictions are calibrated. NaN when they cannot be estimated."""
+    import warnings
+
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+
+    lp = np.log(np.clip(p, 1e-12, 1 - 1e-12) / (1 - np.clip(p, 1e-12, 1 - 1e-12)))
+    if len(np.unique(y)) < 2 or np.ptp(lp) == 0:
+        return np.nan, np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerfectSeparationWarning)
+        try:
+            intercept = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit().params[0]
+            slope = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1]
+        except (PerfectSeparationWarning, np.linalg.LinAlgError, ValueError):
+            return np.nan, np.nan
+    return float(intercept), float(slope)
+
+
 def metric_row(pred: pd.DataFrame, threshold: float, alpha: float) -> dict:
     y, s = pred["label"].to_numpy(int), pred["score"].to_numpy(float)
     row = {"n": len(y), "events": int(y.sum())}
@@ -64,6 +85,7 @@ def metric_row(pred: pd.DataFrame, threshold: float, alpha: float) -> dict:
     row["sens_lo"], row["sens_hi"] = wilson(tp, int(y.sum()), alpha)
     row["spec_lo"], row["spec_hi"] = wilson(tn, int(len(y) - y.sum()), alpha)
     row["brier"] = float(np.mean((s - y) ** 2))
+    row["cal_intercept"], row["cal_slope"] = calibration(y, s)
     return row
 
 

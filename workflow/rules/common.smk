@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from mcrad.config import Paths, load_config
 from mcrad.errors import McradError
-from mcrad.plan import options, plan_study
+from mcrad.plan import code_hash, options, plan_study
 
 try:
     CFG = load_config(config)

@@ -8,6 +8,7 @@ rule features:
     output:
         PATHS.shard_table("features", "{shard}"),
     params:
+        code=code_hash("features", "cases", "segment"),
         opts=options(CFG, "features"),
         segment=options(CFG, "segment"),
         root=ROOT,
@@ -28,6 +29,8 @@ rule features_centre:
     output:
         features=PATHS.raw_features("{centre}"),
         quarantine=PATHS.quarantine_centre("{centre}"),
+    params:
+        code=code_hash("features"),
     log:
         PATHS.log("features_centre/{centre}"),
     shell:
@@ -42,6 +45,8 @@ rule features_study:
     output:
         features=PATHS.raw_features(),
         quarantine=PATHS.qc_quarantine,
+    params:
+        code=code_hash(),
     log:
         PATHS.log("features_study"),
     shell:

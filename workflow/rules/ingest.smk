@@ -7,6 +7,7 @@ rule cohort_tables:
     output:
         [PATHS.cohort_table(c) for c in PLAN.centres],
     params:
+        code=code_hash("cohort"),
         cfg=options(CFG, "cohort", "design", "endpoints"),
         centres=PLAN.centres,
     log:
@@ -23,6 +24,7 @@ rule ingest:
     output:
         PATHS.shard_table("ingest", "{shard}"),
     params:
+        code=code_hash("ingest", "cases", "cohort"),
         patients=lambda w: ",".join(PLAN.shards[w.shard]),
         cfg=options(CFG, "cohort", "design", "endpoints"),
         root=ROOT,
@@ -42,6 +44,8 @@ rule qc_ingest:
         [PATHS.shard_table("ingest", s) for s in PLAN.shards],
     output:
         PATHS.qc_ingest,
+    params:
+        code=code_hash(),
     log:
         PATHS.log("qc_ingest"),
     shell:

@@ -10,6 +10,7 @@ rule train:
         bundles=[PATHS.bundle("{endpoint}", m) / f for m in MODELS for f in ("model.pkl", "meta.json", "manifest.json")],
         internal=PATHS.internal_predictions("{endpoint}"),
     params:
+        code=code_hash("model"),
         cfg=options(CFG, "study", "cohort", "design", "endpoints", "model"),
         out=lambda w: PATHS.root / "models" / w.endpoint,
     log:

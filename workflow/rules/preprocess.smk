@@ -7,6 +7,7 @@ rule preprocess:
     output:
         PATHS.shard_table("preprocess", "{shard}"),
     params:
+        code=code_hash("preprocess", "cases"),
         opts=options(CFG, "preprocess"),
         root=ROOT,
     group:

@@ -8,11 +8,13 @@ rule report:
         qc=PATHS.qc_ingest,
         quarantine=PATHS.qc_quarantine,
         harmonised=PATHS.harmonised_features,
+        diagnostics=[PATHS.harmonise_file(f) for f in ("diagnostics.json", "kruskal_wallis.tsv", "pca.tsv")],
         cohort=[PATHS.cohort_table(c) for c in PLAN.centres],
         truth=[PATHS.synth_truth] if PLAN.synthetic else [],
     output:
         PATHS.report,
     params:
+        code=code_hash("report", "model"),
         cfg=options(CFG, "study", "cohort", "design", "endpoints", "preprocess", "segment", "features",
                     "harmonise", "model", "validate"),
         root=ROOT,

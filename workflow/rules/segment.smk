@@ -7,6 +7,7 @@ rule segment:
     output:
         PATHS.shard_table("segment", "{shard}"),
     params:
+        code=code_hash("segment", "cases"),
         opts=options(CFG, "segment"),
         root=ROOT,
     group:

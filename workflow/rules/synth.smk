@@ -6,6 +6,7 @@ if PLAN.synthetic:
             sheet=PATHS.synth_sheet,
             truth=PATHS.synth_truth,
         params:
+            code=code_hash("synth"),
             opts=options(CFG["cohort"], "synthetic"),
             seed=CFG["study"]["seed"],
             out=PATHS.synth_dir,

@@ -1,4 +1,5 @@
 # Validate (stage 2): the locked bundles score every external centre; metrics per centre and pooled.
+COMPARE = CFG["harmonise"]["activate"] and CFG["harmonise"]["compare"] and bool(PLAN.external)
 
 
 rule validate:
@@ -7,10 +8,13 @@ rule validate:
         internal=PATHS.internal_predictions("{endpoint}"),
         features=[PATHS.harmonised_external(c) for c in PLAN.external],
         cohort=[PATHS.cohort_table(c) for c in PLAN.external],
+        raw=[PATHS.raw_features(c) for c in PLAN.external] if COMPARE else [],
     output:
         metrics=PATHS.metrics("{endpoint}"),
         predictions=PATHS.predictions("{endpoint}"),
+        comparison=[PATHS.comparison("{endpoint}")] if COMPARE else [],
     params:
+        code=code_hash("validate", "model"),
         cfg=options(CFG, "endpoints", "validate"),
         models=lambda w: PATHS.root / "models" / w.endpoint,
     log:
@@ -18,4 +22,5 @@ rule validate:
     shell:
         "{MCRAD} validate --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --models-dir {params.models:q}"
         " --internal {input.internal:q} --features {input.features:q} --cohort {input.cohort:q}"
+        " --raw-features {input.raw:q} --comparison {output.comparison:q}"
         " --metrics {output.metrics:q} --predictions {output.predictions:q} > {log:q} 2>&1"
