@@ -100,9 +100,8 @@ def test_constant_training_features_are_listed_not_hidden():
 
 
 def test_nonparametric_prior_equals_neurocombat_where_it_is_finite_and_stays_finite_where_it_is_not():
-    from neuroCombat.neuroCombat import int_eprior
-
     from mcrad.harmonise import _nonparametric_prior
+    from neuroCombat.neuroCombat import int_eprior
 
     rng = np.random.default_rng(0)
     sdat, g_hat, d_hat = rng.normal(0, 1, (30, 8)), rng.normal(0, 0.3, 30), rng.uniform(0.5, 2, 30)
