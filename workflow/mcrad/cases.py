@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from mcrad import __version__
+from mcrad.config import Paths
 from mcrad.errors import CaseError
 
 log = logging.getLogger("mcrad")
@@ -52,7 +53,7 @@ def run_stage(
     stage: str,
     work: Callable[[pd.Series], dict[str, Any]],
     inputs: Callable[[pd.Series], list[Path]],
-    done_file: Callable[[pd.Series], Path],
+    paths: Paths,
     code_file: str,
     options: Any,
     strict: bool,
@@ -67,7 +68,7 @@ def run_stage(
         if record["status"] != "ok":
             out.append(record)
             continue
-        done = done_file(row)
+        done = paths.case_dir(row["centre"], row["patient_id"]) / stage / "done.json"
         try:
             key = case_key(stage, code_file, options, inputs(row))
             cached = json.loads(done.read_text()) if done.is_file() else None

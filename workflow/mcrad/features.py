@@ -61,8 +61,7 @@ def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Pa
         case = paths.case_dir(r["centre"], r["patient_id"])
         return [case / "preprocess" / "image.nii.gz", *(case / "segment" / f"roi-{x}.nii.gz" for x in rois)]
 
-    return run_stage(rows, "features", lambda r: features_case(r, extractor, opts, rois, paths), inputs,
-                     lambda r: paths.case_dir(r["centre"], r["patient_id"]) / "features" / "done.json",
+    return run_stage(rows, "features", lambda r: features_case(r, extractor, opts, rois, paths), inputs, paths,
                      __file__, options, strict)
 
 

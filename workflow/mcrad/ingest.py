@@ -114,6 +114,5 @@ def ingest_shard(sheet: pd.DataFrame, sheet_path: Path, patient_ids: list[str], 
                                 "correct the path in the cohort sheet")
         return files
 
-    return run_stage(rows, "ingest", lambda r: ingest_case(r, sheet_path, paths), inputs,
-                     lambda r: paths.case_dir(r["centre"], r["patient_id"]) / "ingest" / "done.json",
+    return run_stage(rows, "ingest", lambda r: ingest_case(r, sheet_path, paths), inputs, paths,
                      __file__, {}, strict)

@@ -79,6 +79,5 @@ def preprocess_shard(rows: pd.DataFrame, opts: dict, paths: Paths, strict: bool)
         d = paths.case_dir(r["centre"], r["patient_id"]) / "ingest"
         return [d / "image.nii.gz", d / "mask.nii.gz"]
 
-    return run_stage(rows, "preprocess", lambda r: preprocess_case(r, opts, paths), inputs,
-                     lambda r: paths.case_dir(r["centre"], r["patient_id"]) / "preprocess" / "done.json",
+    return run_stage(rows, "preprocess", lambda r: preprocess_case(r, opts, paths), inputs, paths,
                      __file__, opts, strict)

@@ -56,6 +56,5 @@ def segment_shard(rows: pd.DataFrame, opts: dict, paths: Paths, strict: bool) ->
         d = paths.case_dir(r["centre"], r["patient_id"]) / "preprocess"
         return [d / "image.nii.gz", d / "mask.nii.gz"]
 
-    return run_stage(rows, "segment", lambda r: segment_case(r, opts, paths), inputs,
-                     lambda r: paths.case_dir(r["centre"], r["patient_id"]) / "segment" / "done.json",
+    return run_stage(rows, "segment", lambda r: segment_case(r, opts, paths), inputs, paths,
                      __file__, opts, strict)
