@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mcrad-installed
 CORES ?= all
 
-.PHONY: demo test lint clean r-reference
+.PHONY: demo test lint clean system-deps
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,17 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "Report: $(CURDIR)/results/demo/report/index.html"
 
-# Trusted R references for the tests (pROC, sva, survival) from Debian; installed when running as root.
-R_PACKAGES := r-base-core r-cran-proc r-bioc-sva r-cran-survival
-r-reference:
-	@if ! Rscript -e 'library(pROC); library(sva); library(survival)' >/dev/null 2>&1; then \
+# What the tests need from Debian: trusted R references (pROC, sva, survival) and Chromium for the report test.
+# Installed when running as root (as CI does); otherwise those tests say what is missing and skip.
+SYSTEM_PACKAGES := r-base-core r-cran-proc r-bioc-sva r-cran-survival chromium
+system-deps:
+	@if ! { Rscript -e 'library(pROC); library(sva); library(survival)' && command -v chromium; } >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(R_PACKAGES); \
-	  else echo "note: R reference packages missing (apt-get install $(R_PACKAGES)); those tests will skip"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	  else echo "note: missing system packages (apt-get install $(SYSTEM_PACKAGES)); those tests will skip"; fi; \
 	fi
 
-test: $(STAMP) r-reference
+test: $(STAMP) system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -40,3 +40,13 @@ def rscript() -> str:
             pytest.fail("Rscript with pROC, sva and survival is missing; `make test` installs them as root")
         pytest.skip("R reference packages not installed (apt-get install r-cran-proc r-bioc-sva r-cran-survival)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Path:
+    """A small synthetic study run once with `snakemake` for all end-to-end tests."""
+    from helpers import STUDY, root, run_study
+
+    work = tmp_path_factory.mktemp("study")
+    run_study(STUDY, work)
+    return root(work)

@@ -1,10 +1,19 @@
 """Small test images shared by several test modules."""
 from __future__ import annotations
 
+import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
 def write_pair(directory: Path, name: str, shape=(20, 24, 24), spacing=(1.0, 1.0, 2.0), radius_vox=5,
@@ -24,3 +33,35 @@ def write_pair(directory: Path, name: str, shape=(20, 24, 24), spacing=(1.0, 1.0
     sitk.WriteImage(img, str(ip))
     sitk.WriteImage(mask, str(mp))
     return ip, mp
+
+
+STUDY = {
+    "study": {"name": "e2e", "seed": 11},
+    "cohort": {"sheet": None, "synthetic": {"centres": 3, "patients_per_centre": [80, 40, 40],
+                                             "field_of_view_mm": 56}},
+    "design": {"train": ["C1"], "external": ["C2", "C3"]},
+    "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"}],
+    "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]},
+    "model": {"outer_folds": 5, "inner_folds": 3},
+    "execution": {"shard_size": 20},
+}
+
+
+def run_study(cfg: dict, workdir: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
+    cfg = copy.deepcopy(cfg)
+    cfg["study"]["results"] = str(workdir / "results")
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_file = workdir / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([str(SNAKEMAKE), "--cores", "2", "--configfile", str(cfg_file)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if expect_ok and proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))
+        pytest.fail(f"snakemake failed:\n{proc.stderr[-5000:]}\n{logs}")
+    return proc
+
+
+def root(workdir: Path, name: str = "e2e") -> Path:
+    return workdir / "results" / name
+
+

@@ -4,58 +4,16 @@ from __future__ import annotations
 import copy
 import filecmp
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from helpers import STUDY, root, run_study
 from mcrad import model as m
 from mcrad.validate import auc_ci
 
-REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 pytestmark = pytest.mark.e2e
-
-STUDY = {
-    "study": {"name": "e2e", "seed": 11},
-    "cohort": {"sheet": None, "synthetic": {"centres": 3, "patients_per_centre": [80, 40, 40],
-                                             "field_of_view_mm": 56}},
-    "design": {"train": ["C1"], "external": ["C2", "C3"]},
-    "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"}],
-    "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]},
-    "model": {"outer_folds": 5, "inner_folds": 3},
-    "execution": {"shard_size": 20},
-}
-
-
-def run_study(cfg: dict, workdir: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
-    cfg = copy.deepcopy(cfg)
-    cfg["study"]["results"] = str(workdir / "results")
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg_file = workdir / "config.yaml"
-    cfg_file.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([str(SNAKEMAKE), "--cores", "2", "--configfile", str(cfg_file)],
-                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    if expect_ok and proc.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))
-        pytest.fail(f"snakemake failed:\n{proc.stderr[-5000:]}\n{logs}")
-    return proc
-
-
-def root(workdir: Path, name: str = "e2e") -> Path:
-    return workdir / "results" / name
-
-
-@pytest.fixture(scope="session")
-def study(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("study")
-    run_study(STUDY, work)
-    return root(work)
-
 
 def training_artefacts(r: Path) -> list[Path]:
     files = [Path("features/harmonised/train.tsv"), Path("features/raw/C1.tsv"), Path("harmonise/combat.json"),

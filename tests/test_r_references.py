@@ -56,3 +56,17 @@ def test_calibration_intercept_and_slope_equal_r_glm(rscript, tmp_path):
     out = subprocess.run([rscript, "-e", code, tmp_path / "in.tsv"], check=True, capture_output=True, text=True)
     ref = [float(v) for v in out.stdout.split()]
     assert calibration(y, p) == pytest.approx(ref, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_paired_delong_equals_proc_roc_test(rscript, tmp_path, seed):
+    from mcrad.validate import delong_paired
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 90)
+    d = pd.DataFrame({"label": y, "a": np.round(rng.normal(y, 1.0), 1), "b": rng.normal(0.5 * y, 1.0)})
+    d.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    subprocess.run([rscript, "tests/r/delong.R", tmp_path / "in.tsv", tmp_path / "out.tsv"], check=True)
+    ref = pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[0]
+    diff, p = delong_paired(y, d["a"].to_numpy(), d["b"].to_numpy())
+    assert p == pytest.approx(ref["p_paired"], abs=1e-6)

@@ -61,3 +61,44 @@ def test_summary_has_pooled_external_rows():
                                               ("pooled", "external"))}
     pooled = out[(out["centre"] == "pooled") & (out["model"] == "a")].iloc[0]
     assert pooled["n"] == 60
+
+
+def test_calibration_curve_bins_by_predicted_risk():
+    from mcrad.validate import calibration_curve
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, 5000)
+    y = (rng.random(5000) < p).astype(int)  # calibrated by construction
+    cc = calibration_curve(y, p, bins=5)
+    assert len(cc) == 5 and cc["n"].sum() == 5000 and cc["predicted"].is_monotonic_increasing
+    np.testing.assert_allclose(cc["observed"], cc["predicted"], atol=0.04)
+
+
+def test_decision_curve_equals_the_net_benefit_formula():
+    from mcrad.validate import decision_curve
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 200)
+    s = np.clip(rng.normal(0.3 + 0.4 * y, 0.2), 0, 1)
+    out = decision_curve(y, {"m": s}, np.array([0.2, 0.5]))
+    for t in (0.2, 0.5):
+        tp, fp = ((s >= t) & (y == 1)).sum(), ((s >= t) & (y == 0)).sum()
+        expected = tp / 200 - fp / 200 * t / (1 - t)
+        got = out[(out["model"] == "m") & np.isclose(out["threshold"], t)]["net_benefit"].iloc[0]
+        assert got == pytest.approx(expected, abs=1e-12)
+    assert {"all", "none"} <= set(out["model"])
+
+
+def test_paired_comparisons_cover_every_model_pair_per_centre():
+    from mcrad.validate import paired_comparisons
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for c, st in (("T", "internal"), ("E1", "external"), ("E2", "external")):
+        y = rng.integers(0, 2, 30)
+        for m in ("a", "b", "c"):
+            rows.append(pd.DataFrame({"patient_id": [f"{c}{i}" for i in range(30)], "centre": c, "stage": st,
+                                      "model": m, "label": y, "score": rng.random(30) + y * 0.3}))
+    out = paired_comparisons(pd.concat(rows))
+    assert len(out) == 4 * 3  # T, E1, E2, pooled x 3 pairs
+    assert out["p_delong"].between(0, 1).all()

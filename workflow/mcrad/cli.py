@@ -199,6 +199,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
     predictions = pd.concat([_read_tsv(a.internal), score(a.features)], ignore_index=True)
     _write_tsv(predictions, a.predictions)
     _write_tsv(v.summarise(predictions, thresholds, alpha), a.metrics)
+    _write_tsv(v.paired_comparisons(predictions), a.paired)
     if a.comparison:
         external = predictions[predictions["stage"] == "external"]
         both = pd.concat([v.summarise(external, thresholds, alpha).assign(harmonisation="combat"),
@@ -210,7 +211,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
 def cmd_report(a: argparse.Namespace) -> None:
     from mcrad.report import write_report
 
-    write_report(_json(a.config), Path(a.root), Path(a.out))
+    write_report(_json(a.config), Path(a.root), Path(a.out), Path(a.figures) if a.figures else None)
     print(f"report: {Path(a.out).resolve()}")
 
 
@@ -328,12 +329,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--comparison", nargs="*", default=[], help="write external metrics with and without ComBat here")
     s.add_argument("--metrics", required=True)
     s.add_argument("--predictions", required=True)
+    s.add_argument("--paired", required=True, help="paired DeLong tests between models")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("report", help="write the multicentre validation report")
     s.add_argument("--config", required=True)
     s.add_argument("--root", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--figures", default=None, help="also write each figure as a PNG here")
     s.set_defaults(func=cmd_report)
     return p
 

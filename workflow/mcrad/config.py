@@ -160,6 +160,9 @@ class Paths:
     def internal_predictions(self, endpoint: str) -> Path:
         return self.root / "models" / endpoint / "internal_predictions.tsv"
 
+    def paired(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "paired_delong.tsv"
+
     def comparison(self, endpoint: str) -> Path:
         return self.root / "validation" / endpoint / "harmonisation_comparison.tsv"
 
@@ -172,6 +175,9 @@ class Paths:
     @property
     def report(self) -> Path:
         return self.root / "report" / "index.html"
+
+    def figure(self, name: str) -> Path:
+        return self.root / "report" / "figures" / f"{name}.png"
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"

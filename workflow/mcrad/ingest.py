@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from mcrad.cases import STATUS_COLUMNS, run_stage
+from mcrad.cases import STATUS_COLUMNS, file_sha256, run_stage
 from mcrad.cohort import resolve_path
 from mcrad.config import Paths
 from mcrad.errors import CaseError
@@ -97,6 +97,7 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths) -> dict[str, Any
         "intensity_min": float(stats.GetMinimum()), "intensity_max": float(stats.GetMaximum()),
         "mask_voxels": n_roi, "mask_volume_ml": round(n_roi * voxel_ml, 4),
         "warnings": "; ".join(warnings),
+        "image_sha256": file_sha256(image_path), "mask_sha256": file_sha256(mask_path),
     }
 
 

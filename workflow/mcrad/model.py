@@ -212,6 +212,8 @@ def train_endpoint(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
         oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")[:, 1]
         final = clone(est).fit(X, y)
         info = describe(name, final)
+        if name == "nomogram":
+            info["scales"] = nomogram_scales(final, X, clinical)
         fitted[name] = {"model": lock(final), "threshold": youden_threshold(y, oof), "info": info}
         preds.append(pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "stage": "internal",
                                    "model": name, "label": y, "score": oof}))
@@ -245,6 +247,29 @@ def describe(name: str, model) -> dict[str, Any]:
         info["coefficients"] = dict(zip(["radscore", *map(str, enc)], model.logit_.coef_[0].round(10).tolist(),
                                         strict=True))
     return info
+
+
+def nomogram_scales(model: Nomogram, X: pd.DataFrame, clinical: list[dict]) -> dict[str, Any]:
+    """Linear-predictor contribution of each nomogram predictor over its training range, in original units,
+    relative to a baseline patient (training median/mode): what a printed nomogram draws."""
+    beta = model.logit_.coef_[0]
+    rad = model.radscore(X)
+    base = {c["name"]: (X[c["name"]].median() if c["type"] != "categorical" else X[c["name"]].mode().iloc[0])
+            for c in clinical}
+    base_row = pd.DataFrame([base])
+    base_enc = model.clinical_.transform(base_row)[0]
+    terms = [{"name": "rad-score", "values": np.linspace(rad.min(), rad.max(), 5).round(3).tolist(),
+              "contribution": (beta[0] * np.linspace(rad.min(), rad.max(), 5)).tolist()}]
+    for c in clinical:
+        col = X[c["name"]]
+        values = sorted(col.dropna().unique()) if c["type"] == "categorical" or col.nunique() <= 5 \
+            else np.linspace(col.min(), col.max(), 5).round(1).tolist()
+        rows = pd.DataFrame([{**base, c["name"]: v} for v in values])
+        enc = model.clinical_.transform(rows)
+        terms.append({"name": c["name"], "values": [str(v) if c["type"] == "categorical" else float(v) for v in values],
+                      "contribution": ((enc - base_enc) @ beta[1:]).tolist()})
+    offset = float(model.logit_.intercept_[0] + base_enc @ beta[1:])
+    return {"terms": terms, "intercept": offset}
 
 
 def software_versions() -> dict[str, str]:

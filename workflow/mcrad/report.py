@@ -1,27 +1,78 @@
-"""Report: one self-contained HTML page (figures embedded) with the design, QC, per-centre performance and
-provenance of a study."""
+"""Report: one self-contained HTML page (figures embedded, no network) that reads as a study report: design,
+cohort, QC, harmonisation, models, per-centre performance, curves, comparisons, methods, reporting checklists
+and provenance. Figures are also written as PNG files for `snakemake --report`. A section appears only for
+what the study ran."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
+import re
+import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from scipy import stats  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from mcrad.config import Paths, stable_hash  # noqa: E402
+from mcrad.validate import calibration_curve, decision_curve  # noqa: E402
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;
+CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.88em}th,td{border:1px solid #ccc;padding:.25em .6em;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}h2{border-bottom:2px solid #ddd;
-margin-top:2em}.note{color:#555;font-size:.9em}img{max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto}"""
+margin-top:2em}.note{color:#555;font-size:.9em}img{max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto}
+.left td,.left th{text-align:left}
+nav{background:#fafafa;border:1px solid #ddd;padding:.5em 1em}nav a{margin-right:1em}.missing{color:#a33}"""
+MODEL_COLOURS = {"clinical": "#1f77b4", "radiomics": "#ff7f0e", "nomogram": "#2ca02c"}
+REFERENCES = {
+    "pyradiomics": "van Griethuysen JJM et al. Computational radiomics system to decode the radiographic "
+                   "phenotype. Cancer Res 2017;77:e104-7.",
+    "ibsi": "Zwanenburg A et al. The Image Biomarker Standardization Initiative. Radiology 2020;295:328-38.",
+    "combat": "Johnson WE, Li C, Rabinovic A. Adjusting batch effects in microarray expression data using "
+              "empirical Bayes methods. Biostatistics 2007;8:118-27.",
+    "neurocombat": "Fortin JP et al. Harmonization of cortical thickness measurements across scanners and sites. "
+                   "NeuroImage 2018;167:104-20.",
+    "delong": "DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated ROC "
+              "curves. Biometrics 1988;44:837-45.",
+    "youden": "Youden WJ. Index for rating diagnostic tests. Cancer 1950;3:32-5.",
+    "dca": "Vickers AJ, Elkin EB. Decision curve analysis. Med Decis Making 2006;26:565-74.",
+    "lasso": "Tibshirani R. Regression shrinkage and selection via the lasso. J R Stat Soc B 1996;58:267-88.",
+    "tripod": "Collins GS et al. TRIPOD+AI statement. BMJ 2024;385:e078378.",
+    "clear": "Kocak B et al. CheckList for EvaluAtion of Radiomics research (CLEAR). Insights Imaging 2023;14:75.",
+    "snakemake": "Mölder F et al. Sustainable data analysis with Snakemake. F1000Research 2021;10:33.",
+}
+
+
+@dataclass
+class Report:
+    figures_dir: Path | None
+    sections: list[tuple[str, str, str]] = field(default_factory=list)  # (anchor, title, html)
+
+    def add(self, anchor: str, title: str, body: str) -> None:
+        self.sections.append((anchor, title, body))
+
+    def has(self, anchor: str) -> bool:
+        return any(a == anchor or a.startswith(anchor + "-") for a, _, _ in self.sections)
+
+    def figure(self, fig, name: str, alt: str) -> str:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        if self.figures_dir is not None:
+            self.figures_dir.mkdir(parents=True, exist_ok=True)
+            (self.figures_dir / f"{name}.png").write_bytes(buf.getvalue())
+        data = base64.b64encode(buf.getvalue()).decode()
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -29,161 +80,442 @@ def _read(path: Path) -> pd.DataFrame:
                        na_values=[""])
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
-
-
 def _table(df: pd.DataFrame, digits: int = 3) -> str:
     return df.to_html(index=False, float_format=lambda x: f"{x:.{digits}f}", na_rep="", border=0, escape=True)
 
 
-def roc_figure(pred: pd.DataFrame, title: str) -> str:
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---- sections ------------------------------------------------------------------------------------------------
+def cohorts(cfg: dict, paths: Paths) -> pd.DataFrame:
+    frames = [_read(paths.cohort_table(c)).assign(role="train" if c in cfg["design"]["train"] else "external")
+              for c in cfg["design"]["train"] + cfg["design"]["external"]]
+    return pd.concat(frames, ignore_index=True)
+
+
+def design_section(rep: Report, cfg: dict, paths: Paths, cohort: pd.DataFrame) -> None:
+    quarantine = _read(paths.qc_quarantine)
+    rows = []
+    for centre, g in cohort.groupby("centre", sort=False):
+        row = {"centre": centre, "stage": "training (stage 1)" if g["role"].iloc[0] == "train"
+               else "external validation (stage 2)", "patients": len(g),
+               "quarantined": int((quarantine["centre"] == centre).sum())}
+        for ep in cfg["endpoints"]:
+            row[f"{ep['name']} events"] = int(pd.to_numeric(g[ep["column"]]).sum())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(table)))
+    colours = ["#4c72b0" if s.startswith("training") else "#dd8452" for s in table["stage"]]
+    ax.barh(table["centre"], table["patients"], color=colours)
+    ep0 = cfg["endpoints"][0]["name"]
+    ax.barh(table["centre"], table[f"{ep0} events"], color="none", edgecolor="k", hatch="//",
+            label=f"{ep0} events")
+    ax.invert_yaxis()
+    ax.set(xlabel="patients", title="Centres: training (blue) and external validation (orange)")
+    ax.legend(loc="lower right", fontsize=8)
+    rep.add("design", "Study design",
+            "<p>Staged validation: models are trained, cross-validated and locked on the training centre(s) "
+            "(stage 1); every external centre is then scored by the locked models only (stage 2). Nothing "
+            "computed from an external centre's outcomes reaches training.</p>"
+            + _table(table) + rep.figure(fig, "design", "patients and events per centre"))
+
+
+def table_one(cfg: dict, cohort: pd.DataFrame) -> pd.DataFrame:
+    """Cohort characteristics per centre with a test across centres (Kruskal-Wallis / chi-square)."""
+    centres = list(dict.fromkeys(cohort["centre"]))
+    rows = [{"characteristic": "patients", **{c: str(int((cohort["centre"] == c).sum())) for c in centres},
+             "p (across centres)": ""}]
+    variables = [(c["name"], c["type"]) for c in cfg["cohort"]["clinical"]]
+    variables += [(ep["column"], "categorical") for ep in cfg["endpoints"]]
+    for name, kind in variables:
+        col = cohort[name]
+        if kind == "numeric":
+            num = pd.to_numeric(col, errors="coerce")
+            row = {"characteristic": f"{name}, median (IQR)"}
+            for c in centres:
+                v = num[cohort["centre"] == c]
+                row[c] = f"{v.median():.1f} ({v.quantile(.25):.1f}-{v.quantile(.75):.1f})"
+            groups = [num[cohort["centre"] == c].dropna() for c in centres]
+            row["p (across centres)"] = f"{stats.kruskal(*groups).pvalue:.3f}" if len(centres) > 1 else ""
+            rows.append(row)
+            continue
+        values = col.astype(str)
+        levels = sorted(values.unique())
+        ctab = pd.crosstab(values, cohort["centre"]).reindex(index=levels, columns=centres, fill_value=0)
+        p = stats.chi2_contingency(ctab.to_numpy())[1] if len(centres) > 1 and len(levels) > 1 else np.nan
+        for i, level in enumerate(levels):
+            row = {"characteristic": f"{name} = {level}, n (%)"}
+            for c in centres:
+                n = int(ctab.loc[level, c])
+                row[c] = f"{n} ({100 * n / max(1, ctab[c].sum()):.0f}%)"
+            row["p (across centres)"] = f"{p:.3f}" if i == 0 and np.isfinite(p) else ""
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cohort_section(rep: Report, cfg: dict, cohort: pd.DataFrame) -> None:
+    rep.add("cohort", "Cohort characteristics (Table 1)",
+            "<p>Per centre; p-values test for any difference across centres (Kruskal-Wallis for numeric "
+            "variables, chi-square for categories). Differences in case mix limit what harmonisation can and "
+            "should remove.</p>" + _table(table_one(cfg, cohort)))
+
+
+def qc_section(rep: Report, paths: Paths) -> None:
+    quarantine = _read(paths.qc_quarantine)
+    body = (f"<p>{len(quarantine)} case(s) quarantined (left out of the analysis, with the reason):</p>"
+            + _table(quarantine)) if len(quarantine) else "<p>No case was quarantined.</p>"
+    qc = _read(paths.qc_ingest)
+    ok = qc[qc["status"] == "ok"]
+    if len(ok):
+        summary = ok.groupby("centre").agg(cases=("patient_id", "size"),
+                                           voxel_spacing_mm=("spacing_mm", lambda s: ", ".join(sorted(set(s))[:3])),
+                                           tumour_ml_median=("mask_volume_ml", "median"),
+                                           with_warnings=("warnings", lambda s: int(s.notna().sum()))).reset_index()
+        body += "<p>Acquisition per centre (voxel spacings seen, up to three; median tumour volume):</p>" + \
+            _table(summary, 2)
+    rep.add("qc", "Acquisition and quality control", body)
+
+
+def harmonisation_section(rep: Report, cfg: dict, paths: Paths) -> None:
+    h = cfg["harmonise"]
+    excluded = _read(paths.excluded_features)
+    body = "<p>" + (
+        f"ComBat ({'parametric' if h['parametric'] else 'non-parametric'} "
+        f"{'empirical Bayes' if h['eb'] else 'without empirical Bayes'}{', mean only' if h['mean_only'] else ''}"
+        f"{', preserving ' + ', '.join(h['covariates']) if h['covariates'] else ''}) with training centre "
+        f"{html.escape(cfg['design']['train'][0])} as the reference batch, left unchanged; each external "
+        "centre's batch effect is estimated from its own unlabelled features." if h["activate"]
+        else "Off: raw features go to the models.") + f" {len(excluded)} feature(s) constant in training were " \
+        "excluded.</p>"
+    summary_file = paths.harmonise_file("diagnostics.json")
+    if summary_file.is_file():
+        d = json.loads(summary_file.read_text())
+        rows = []
+        if "centre_auc_before" in d:
+            rows.append(("centre identifiability (CV AUC of predicting the centre)", d["centre_auc_before"],
+                         d["centre_auc_after"]))
+            rows.append(("features differing across centres (Kruskal-Wallis p < 0.05)",
+                         d["kruskal_p_below_0.05_before"], d["kruskal_p_below_0.05_after"]))
+        for key in sorted(k for k in d if k.startswith("train_outcome_auc_") and k.endswith("_before")):
+            endpoint = key[len("train_outcome_auc_"):-len("_before")]
+            rows.append((f"training-centre outcome AUC ({endpoint}, CV ridge logistic)", d[key],
+                         d[key.replace("_before", "_after")]))
+        fmt = lambda v: str(v) if isinstance(v, int) else f"{v:.3f}"  # noqa: E731 - counts stay integers
+        table = pd.DataFrame([(n, fmt(b), fmt(a)) for n, b, a in rows],
+                             columns=["diagnostic", "before ComBat", "after ComBat"])
+        pca = _read(paths.harmonise_file("pca.tsv"))
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+        for ax, (which, g) in zip(axes, pca.groupby("harmonisation", sort=False), strict=True):
+            for centre, gc in g.groupby("centre"):
+                ax.scatter(gc["pc1"], gc["pc2"], s=10, label=centre)
+            ax.set(title=f"PCA, {which} ComBat", xlabel="PC1", ylabel="PC2")
+        axes[0].legend(fontsize=7)
+        body += ("<p>Does harmonisation remove the centre and keep the signal? Identifiability at or below 0.5 "
+                 "means the centres cannot be told apart (ComBat equalises each centre's mean on all its cases, "
+                 "so a cross-validated classifier is pushed slightly the wrong way).</p>" + _table(table)
+                 + rep.figure(fig, "harmonisation_pca", "PCA of features before and after ComBat"))
+    rep.add("harmonisation", "Harmonisation", body)
+
+
+def nomogram_figure(rep: Report, scales: dict, name: str) -> str:
+    terms = scales["terms"]
+    spans = [max(t["contribution"]) - min(t["contribution"]) for t in terms]
+    per_point = max(spans) / 100 if max(spans) > 0 else 1.0
+    fig, ax = plt.subplots(figsize=(8, 0.55 * (len(terms) + 3)))
+    rows = [("Points", np.linspace(0, 100, 11), [f"{v:.0f}" for v in np.linspace(0, 100, 11)])]
+    low = sum(min(t["contribution"]) for t in terms)
+    for t in terms:
+        pts = (np.array(t["contribution"]) - min(t["contribution"])) / per_point
+        labels = [v if isinstance(v, str) else f"{v:g}" for v in t["values"]]
+        rows.append((t["name"], pts, labels))
+    total_max = sum(spans) / per_point
+    total_ticks = np.linspace(0, total_max, 6)
+    rows.append(("Total points", total_ticks * 100 / max(total_max, 1e-9), [f"{v:.0f}" for v in total_ticks]))
+    probs = [p for p in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)]
+    lp = scales["intercept"] + low
+    prob_pos = [(np.log(p / (1 - p)) - lp) / per_point * 100 / max(total_max, 1e-9) for p in probs]
+    keep = [(x, p) for x, p in zip(prob_pos, probs, strict=True) if 0 <= x <= 100]
+    rows.append(("Risk", np.array([x for x, _ in keep]), [f"{p:g}" for _, p in keep]))
+    for i, (label, xs, ticks) in enumerate(rows):
+        y = -i
+        if len(xs):
+            ax.plot([min(xs), max(xs)], [y, y], c="k", lw=1)
+        for x, t in zip(xs, ticks, strict=True):
+            ax.plot([x, x], [y, y + 0.12], c="k", lw=1)
+            ax.text(x, y + 0.18, t, ha="center", fontsize=7)
+        ax.text(-4, y, label, ha="right", va="center", fontsize=8)
+    ax.set_xlim(-30, 105)
+    ax.set_ylim(-len(rows) + 0.5, 0.8)
+    ax.axis("off")
+    ax.set_title(f"Nomogram ({name}): add the points of each predictor, read the risk")
+    return rep.figure(fig, f"nomogram_{name}", "nomogram")
+
+
+def models_section(rep: Report, cfg: dict, paths: Paths) -> None:
+    m = cfg["model"]
+    body = ("<p><b>Clinical model</b>: logistic regression of the clinical predictors "
+            f"({', '.join(c['name'] for c in cfg['cohort']['clinical'])}; numeric standardised, categories "
+            "one-hot). <b>Radiomics model</b>: median imputation, zero-variance filter, standardisation, a "
+            f"correlation filter (|r| &gt; {m['correlation_threshold']}, keeping the feature most related to "
+            "the outcome), and L1-penalised (LASSO) logistic regression with the penalty chosen by "
+            f"{m['inner_folds']}-fold inner cross-validation (one-standard-error rule, C in {m['lasso_C']}). "
+            "<b>Nomogram</b>: logistic regression of the out-of-fold rad-score and the clinical predictors. "
+            f"Internal validation: {m['outer_folds']}-fold outer cross-validation on the training centre; the "
+            "threshold is locked at the Youden point of the out-of-fold predictions.</p>")
+    for ep in cfg["endpoints"]:
+        name = ep["name"]
+        for model in ("radiomics", "nomogram", "clinical"):
+            meta = json.loads((paths.bundle(name, model) / "meta.json").read_text())
+            desc = meta["description"]
+            manifest = json.loads((paths.bundle(name, model) / "manifest.json").read_text())
+            body += f"<h3>{model} model ({html.escape(name)})</h3><p>Locked threshold {meta['threshold']:.3f}; " \
+                    f"bundle sha256 <code>{manifest['bundle_sha256'][:16]}</code>.</p>"
+            if "selected_features" in desc:
+                sel = pd.DataFrame(sorted(desc["selected_features"].items(), key=lambda kv: -abs(kv[1])),
+                                   columns=["feature", "coefficient (standardised)"])
+                body += f"<p>LASSO C = {desc['lasso_C']}; {len(sel)} feature(s) selected.</p>" + _table(sel, 4)
+            if "coefficients" in desc:
+                body += _table(pd.DataFrame(list(desc["coefficients"].items()), columns=["term", "coefficient"]), 4)
+            if "scales" in desc:
+                body += nomogram_figure(rep, desc["scales"], name)
+    rep.add("models", "Models", body)
+
+
+def forest_figure(rep: Report, metrics: pd.DataFrame, name: str) -> str:
+    m = metrics.dropna(subset=["auc"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(m) + 1))
+    labels = []
+    for i, r in m.iterrows():
+        ax.errorbar(r["auc"], -i, xerr=[[r["auc"] - r["auc_lo"]], [r["auc_hi"] - r["auc"]]], fmt="o",
+                    color=MODEL_COLOURS.get(r["model"], "k"), capsize=3)
+        labels.append(f"{r['model']} | {r['centre']} ({r['stage']})")
+    ax.axvline(0.5, ls=":", c="grey")
+    ax.set_yticks(-np.arange(len(m)), labels, fontsize=8)
+    ax.set(xlabel="AUC (95% DeLong CI)", xlim=(0, 1), title=f"{name}: AUC per centre")
+    return rep.figure(fig, f"forest_{name}", "forest plot of AUC per centre")
+
+
+def _panels(pred: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     panels = [("internal (CV)", pred[pred["stage"] == "internal"])]
     ext = pred[pred["stage"] == "external"]
     panels += [(f"{c} (external)", g) for c, g in ext.groupby("centre")]
     if ext["centre"].nunique() > 1:
         panels.append(("pooled external", ext))
+    return panels
+
+
+def curves_figure(rep: Report, pred: pd.DataFrame, name: str, kind: str) -> str:
+    panels = _panels(pred)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.3), squeeze=False)
-    for ax, (name, g) in zip(axes[0], panels, strict=True):
+    for ax, (title, g) in zip(axes[0], panels, strict=True):
         for model, gm in g.groupby("model", sort=False):
-            if gm["label"].nunique() == 2:
-                fpr, tpr, _ = roc_curve(gm["label"], gm["score"])
-                ax.plot(fpr, tpr, label=model)
-        ax.plot([0, 1], [0, 1], ls=":", c="grey")
-        ax.set(title=name, xlabel="1 - specificity", ylabel="sensitivity", aspect="equal")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(title)
-    return _png(fig)
+            y, s = gm["label"].to_numpy(int), gm["score"].to_numpy(float)
+            if y.min() == y.max():
+                continue
+            colour = MODEL_COLOURS.get(model)
+            if kind == "roc":
+                fpr, tpr, _ = roc_curve(y, s)
+                ax.plot(fpr, tpr, label=model, c=colour)
+            elif kind == "calibration":
+                cc = calibration_curve(y, s)
+                ax.plot(cc["predicted"], cc["observed"], "o-", label=model, c=colour, ms=3)
+            else:
+                dc = decision_curve(y, {model: s}, np.round(np.arange(0.05, 0.81, 0.05), 2))
+                mine = dc[dc["model"] == model]
+                ax.plot(mine["threshold"], mine["net_benefit"], label=model, c=colour)
+        if kind == "decision":
+            y_all = g.drop_duplicates("patient_id")["label"].to_numpy(int)
+            t = np.round(np.arange(0.05, 0.81, 0.05), 2)
+            prev = y_all.mean()
+            ax.plot(t, prev - (1 - prev) * t / (1 - t), c="grey", ls="--", label="treat all")
+            ax.axhline(0, c="k", lw=0.8, label="treat none")
+            ax.set(ylim=(-0.1, max(0.1, prev + 0.05)), xlabel="threshold probability", ylabel="net benefit")
+        else:
+            ax.plot([0, 1], [0, 1], ls=":", c="grey")
+            ax.set(aspect="equal", xlim=(0, 1), ylim=(0, 1))
+            ax.set(xlabel="1 - specificity" if kind == "roc" else "predicted risk",
+                   ylabel="sensitivity" if kind == "roc" else "observed rate")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=6, loc="lower right" if kind != "decision" else "upper right")
+    fig.suptitle(f"{name}: {'ROC' if kind == 'roc' else kind} curves")
+    return rep.figure(fig, f"{kind}_{name}", f"{kind} curves per centre")
 
 
-def harmonisation_diagnostics(paths: Paths) -> str:
-    summary_file = paths.harmonise_file("diagnostics.json")
-    if not summary_file.is_file():
-        return ""
-    d = json.loads(summary_file.read_text())
-    rows = []
-    if "centre_auc_before" in d:
-        rows.append(("centre identifiability (CV AUC of predicting the centre)", d["centre_auc_before"],
-                     d["centre_auc_after"]))
-        rows.append(("features differing across centres (Kruskal-Wallis p < 0.05)",
-                     d["kruskal_p_below_0.05_before"], d["kruskal_p_below_0.05_after"]))
-    for key in sorted(k for k in d if k.startswith("train_outcome_auc_") and k.endswith("_before")):
-        endpoint = key[len("train_outcome_auc_"):-len("_before")]
-        rows.append((f"training-centre outcome AUC ({endpoint}, CV ridge logistic)", d[key],
-                     d[key.replace("_before", "_after")]))
-    fmt = lambda v: str(v) if isinstance(v, int) else f"{v:.3f}"  # noqa: E731 - counts stay integers
-    table = pd.DataFrame([(n, fmt(b), fmt(a)) for n, b, a in rows],
-                         columns=["diagnostic", "before ComBat", "after ComBat"])
-    pca = _read(paths.harmonise_file("pca.tsv"))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-    for ax, (which, g) in zip(axes, pca.groupby("harmonisation", sort=False), strict=True):
-        for centre, gc in g.groupby("centre"):
-            ax.scatter(gc["pc1"], gc["pc2"], s=10, label=centre)
-        ax.set(title=f"PCA, {which} ComBat", xlabel="PC1", ylabel="PC2")
-    axes[0].legend(fontsize=7)
-    return ("<p>Does harmonisation remove the centre and keep the signal? Identifiability below 0.5 means "
-            "the centres cannot be told apart (ComBat equalises each centre's mean on all its cases, so a "
-            "cross-validated classifier is pushed slightly the wrong way).</p>" + _table(table) + _png(fig))
-
-
-def design_table(cfg: dict, paths: Paths) -> pd.DataFrame:
-    rows = []
-    quarantine = _read(paths.qc_quarantine)
-    for role in ("train", "external"):
-        for c in cfg["design"][role]:
-            cohort = _read(paths.cohort_table(c))
-            row = {"centre": c, "stage": "training (stage 1)" if role == "train" else "external (stage 2)",
-                   "patients": len(cohort), "quarantined": int((quarantine["centre"] == c).sum())}
-            for ep in cfg["endpoints"]:
-                row[f"{ep['name']} events"] = int(pd.to_numeric(cohort[ep["column"]]).sum())
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def write_report(cfg: dict, root: Path, out: Path) -> None:
-    paths = Paths(root)
-    from mcrad.model import software_versions
-
-    parts = [f"<h1>mcrad study report: {html.escape(cfg['study']['name'])}</h1>"]
-    parts.append("<h2>Study design</h2><p>Models are trained and locked on the training centre(s); every "
-                 "external centre is scored by the locked models only.</p>" + _table(design_table(cfg, paths)))
-
-    quarantine = _read(paths.qc_quarantine)
-    parts.append("<h2>Quality control</h2>")
-    if len(quarantine):
-        parts.append(f"<p>{len(quarantine)} case(s) quarantined (left out of analysis, with the reason):</p>"
-                     + _table(quarantine))
-    else:
-        parts.append("<p>No case was quarantined.</p>")
-    qc = _read(paths.qc_ingest)
-    ok = qc[qc["status"] == "ok"]
-    if len(ok):
-        summary = ok.groupby("centre").agg(cases=("patient_id", "size"), spacing_mm=("spacing_mm", "first"),
-                                           mask_volume_ml_median=("mask_volume_ml", "median")).reset_index()
-        parts.append("<p>Acquisition per centre (first case's voxel spacing; median tumour volume):</p>"
-                     + _table(summary, 2))
-    excluded = _read(paths.excluded_features)
-    h = cfg["harmonise"]
-    parts.append("<h2>Harmonisation</h2><p>" + (
-        f"ComBat ({'parametric' if h['parametric'] else 'non-parametric'}"
-        f"{', empirical Bayes' if h['eb'] else ', no empirical Bayes'}{', mean only' if h['mean_only'] else ''}) "
-        f"with training centre {html.escape(cfg['design']['train'][0])} as reference batch; each external "
-        "centre's batch effect is estimated from its own unlabelled features." if h["activate"]
-        else "Off: raw features go to the models.") + f" {len(excluded)} feature(s) constant in training were "
-        "excluded.</p>")
-    parts.append(harmonisation_diagnostics(paths))
-
+def performance_sections(rep: Report, cfg: dict, paths: Paths) -> None:
     for ep in cfg["endpoints"]:
         name = ep["name"]
         metrics, pred = _read(paths.metrics(name)), _read(paths.predictions(name))
-        parts.append(f"<h2>Endpoint: {html.escape(name)}</h2>")
-        parts.append("<p>AUC with 95% DeLong CI; sensitivity and specificity (Wilson CI) at the threshold "
-                     "locked on training (Youden on out-of-fold predictions).</p>")
-        cols = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "threshold",
-                "sensitivity", "specificity", "brier", "note"]
-        parts.append(_table(metrics[cols]))
-        parts.append(roc_figure(pred, name))
+        cols = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "sensitivity", "specificity",
+                "brier", "cal_intercept", "cal_slope", "note"]
+        rep.add(f"performance-{name}", f"Performance: {name}",
+                "<p>AUC with 95% DeLong CI; sensitivity and specificity at the threshold locked on training; "
+                "Brier score; calibration intercept (0 is ideal) and slope (1 is ideal). Internal rows are "
+                "out-of-fold predictions on the training centre.</p>" + _table(metrics[cols])
+                + forest_figure(rep, metrics, name))
+        rep.add(f"curves-{name}", f"ROC, calibration and decision curves: {name}",
+                curves_figure(rep, pred, name, "roc") + curves_figure(rep, pred, name, "calibration")
+                + "<p>Decision curves: net benefit of acting on each model's risk against treating everyone or "
+                  "no one, over threshold probabilities.</p>" + curves_figure(rep, pred, name, "decision"))
+        body = ""
+        if paths.paired(name).is_file():
+            paired = _read(paths.paired(name))
+            body += "<p>Paired DeLong tests between models on the same patients (difference = AUC of model a " \
+                    "minus model b).</p>" + _table(paired)
         if paths.comparison(name).is_file():
             comp = _read(paths.comparison(name))
             comp = comp[comp["model"] != "clinical"]  # no image features: identical either way
-            parts.append("<h3>With and without ComBat</h3><p>The same locked models score the external centres "
-                         "with ComBat-harmonised and with raw features. A per-centre affine correction barely "
-                         "reorders a score within a centre, so look at calibration and at the locked threshold: "
-                         "calibration intercept 0 and slope 1 are ideal, Brier lower is better.</p>"
-                         + _table(comp[["model", "centre", "harmonisation", "n", "auc", "cal_intercept",
-                                        "cal_slope", "brier", "sensitivity", "specificity"]]))
-        for model in ("radiomics", "nomogram", "clinical"):
-            meta = json.loads((paths.bundle(name, model) / "meta.json").read_text())
-            desc = meta["description"]
-            parts.append(f"<h3>{model} model</h3>")
-            if "selected_features" in desc:
-                sel = pd.DataFrame(sorted(desc["selected_features"].items(), key=lambda kv: -abs(kv[1])),
-                                   columns=["feature", "coefficient (standardised)"])
-                parts.append(f"<p>LASSO penalty C = {desc['lasso_C']}; {len(sel)} feature(s) selected.</p>"
-                             + _table(sel, 4))
-            if "coefficients" in desc:
-                parts.append(_table(pd.DataFrame(list(desc["coefficients"].items()),
-                                                 columns=["term", "coefficient"]), 4))
-            manifest = json.loads((paths.bundle(name, model) / "manifest.json").read_text())
-            parts.append(f"<p class='note'>Locked bundle sha256 {manifest['bundle_sha256']}</p>")
+            body += ("<h3>With and without ComBat</h3><p>The same locked models score the external centres with "
+                     "ComBat-harmonised and with raw features. A per-feature affine correction barely reorders a "
+                     "score within a centre, so look at calibration and at the locked threshold.</p>"
+                     + _table(comp[["model", "centre", "harmonisation", "n", "auc", "cal_intercept", "cal_slope",
+                                    "brier", "sensitivity", "specificity"]]))
+        if body:
+            rep.add(f"comparisons-{name}", f"Model comparisons: {name}", body)
 
+
+def methods_section(rep: Report, cfg: dict, versions: dict[str, str]) -> None:
+    p, s, f, h = cfg["preprocess"], cfg["segment"], cfg["features"], cfg["harmonise"]
+    params = yaml.safe_load(Path(f["params"]).read_text()) if Path(f["params"]).is_file() else {}
+    setting = params.get("setting", {}) or {}
+    binning = (f"a fixed bin width of {setting['binWidth']}" if "binWidth" in setting else
+               f"{setting['binCount']} bins" if "binCount" in setting else "pyradiomics' default bin width of 25")
+    ring = (f" and a {s['peritumoral']['radius_mm']} mm peritumoral ring"
+            + (f" excluding voxels below {s['peritumoral']['min_intensity']}"
+               if s["peritumoral"]["min_intensity"] is not None else "")) if s["peritumoral"]["activate"] else ""
+    text = (
+        f"Images were cropped to the tumour bounding box with a {p['crop_margin_mm']} mm margin and resampled to "
+        f"{' x '.join(str(v) for v in p['spacing_mm'])} mm voxels ({p['image_interpolator']} interpolation for "
+        f"images; masks by linear interpolation thresholded at {p['mask_threshold']}, following IBSI [ibsi]); "
+        f"intensities were clipped to [{p['intensity_clip'][0]}, {p['intensity_clip'][1]}]. Features of the "
+        f"tumour{ring} were extracted with pyradiomics {versions.get('pyradiomics', '')} [pyradiomics] "
+        f"(image types {', '.join((params.get('imageType') or {}).keys()) or 'original'}; {binning}). "
+        + (f"Features were harmonised with ComBat [combat, neurocombat] "
+           f"({'parametric' if h['parametric'] else 'non-parametric'}"
+           f"{', empirical Bayes' if h['eb'] else ''}) using the training centre as the reference batch, each "
+           "external centre being mapped from its own features. " if h["activate"] else "")
+        + f"Models were trained on centre(s) {', '.join(cfg['design']['train'])} only: LASSO logistic regression "
+        f"[lasso] after correlation filtering, with the penalty chosen by inner cross-validation, a clinical "
+        f"logistic model and a nomogram. Internal performance was estimated by {cfg['model']['outer_folds']}-fold "
+        "cross-validation, and the decision threshold was fixed at the Youden point [youden] of the out-of-fold "
+        f"predictions. The locked models were validated on centre(s) {', '.join(cfg['design']['external'])}: "
+        "AUC with DeLong confidence intervals and paired DeLong tests [delong], sensitivity and specificity with "
+        "Wilson intervals, calibration intercept and slope, Brier score and decision curves [dca]. The study ran "
+        "as a Snakemake workflow [snakemake] (mcrad); the report follows TRIPOD+AI [tripod] and CLEAR [clear].")
+
+
+    cited = list(dict.fromkeys(k for group in re.findall(r"\[([a-z, ]+)\]", text) for k in group.split(", ")))
+    number = {k: str(i) for i, k in enumerate(cited, 1)}
+    text = re.sub(r"\[([a-z, ]+)\]", lambda m: "[" + ", ".join(number[k] for k in m.group(1).split(", ")) + "]", text)
+    refs = "".join(f"<li>{html.escape(REFERENCES[k])}</li>" for k in cited)
+    rep.add("methods", "Methods (auto-written from the settings used)", f"<p>{html.escape(text)}</p><ol>{refs}</ol>")
+
+
+# TRIPOD+AI and CLEAR items, paraphrased by topic (see the statements for their full wording), with the
+# section of this report that answers each, or None when the report does not cover it.
+CHECKLIST = [
+    ("TRIPOD+AI", "Data sources and study setting (centres, dates)", "design"),
+    ("TRIPOD+AI", "Eligibility and participants flow; excluded cases with reasons", "qc"),
+    ("TRIPOD+AI", "Outcome definition", "cohort"),
+    ("TRIPOD+AI", "Predictors and their pre-processing", "methods"),
+    ("TRIPOD+AI", "Sample size and number of events per centre", "design"),
+    ("TRIPOD+AI", "Missing data handling", "models"),
+    ("TRIPOD+AI", "Analytical methods: model type, selection, hyper-parameters, internal validation", "models"),
+    ("TRIPOD+AI", "Class imbalance handling", None),
+    ("TRIPOD+AI", "Fairness: performance across subgroups", None),
+    ("TRIPOD+AI", "Participant characteristics per centre (Table 1)", "cohort"),
+    ("TRIPOD+AI", "Model specification (coefficients, threshold, nomogram)", "models"),
+    ("TRIPOD+AI", "Performance with confidence intervals (discrimination, calibration)", "performance"),
+    ("TRIPOD+AI", "Clinical utility (decision curves)", "curves"),
+    ("TRIPOD+AI", "External validation on other centres", "performance"),
+    ("TRIPOD+AI", "Code and software availability, versions", "provenance"),
+    ("TRIPOD+AI", "Ethics approval, funding, registration, patient involvement", None),
+    ("CLEAR", "Imaging protocol and acquisition per centre", "qc"),
+    ("CLEAR", "Segmentation method and ROIs", "methods"),
+    ("CLEAR", "Image pre-processing (resampling, interpolation, discretisation)", "methods"),
+    ("CLEAR", "Feature extraction software, version and parameter file", "methods"),
+    ("CLEAR", "Feature robustness / reproducibility analysis", "robustness"),
+    ("CLEAR", "Harmonisation and its effect", "harmonisation"),
+    ("CLEAR", "Feature selection inside cross-validation", "models"),
+    ("CLEAR", "Comparison with a clinical baseline model", "comparisons"),
+    ("CLEAR", "Interpretability (feature importance / SHAP)", "shap"),
+    ("CLEAR", "Reproducibility: config, input checksums, workflow", "provenance"),
+]
+
+
+def checklist_section(rep: Report) -> None:
+    rows = []
+    for source, item, anchor in CHECKLIST:
+        if anchor and rep.has(anchor):
+            target = next(a for a, _, _ in rep.sections if a == anchor or a.startswith(anchor + "-"))
+            where = f'<a href="#{target}">{html.escape(target)}</a>'
+        else:
+            where = '<span class="missing">not covered by this report</span>'
+        rows.append(f"<tr><td>{source}</td><td>{html.escape(item)}</td><td>{where}</td></tr>")
+    rep.add("checklist", "Reporting checklist (TRIPOD+AI, CLEAR)",
+            "<p>Items paraphrased by topic; see Collins et al. 2024 (TRIPOD+AI) and Kocak et al. 2023 (CLEAR) for "
+            "the full wording.</p><table class='left'><tr><th>checklist</th><th>item</th><th>answered in</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def git_commit(start: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(start), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "-C", str(start), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+    if out.returncode != 0:
+        return "unknown (not a git checkout)"
+    return out.stdout.strip() + (" (with local changes)" if dirty else "")
+
+
+def provenance_section(rep: Report, cfg: dict, paths: Paths, versions: dict[str, str]) -> None:
+    qc = _read(paths.qc_ingest)
+    ok = qc[qc["status"] == "ok"]
+    digest = hashlib.sha256("".join(ok["image_sha256"].astype(str) + ok["mask_sha256"].astype(str)).encode())
+    sheet = paths.synth_sheet if cfg["cohort"]["sheet"] is None else Path(cfg["cohort"]["sheet"])
+    facts = pd.DataFrame([
+        ("mcrad git commit", git_commit(Path(__file__).resolve().parent)),
+        ("config sha256", stable_hash(cfg)),
+        ("cohort sheet sha256", _sha256(sheet) if sheet.is_file() else "missing"),
+        (f"images and masks ({len(ok)} cases) combined sha256", digest.hexdigest()),
+    ], columns=["item", "value"])
+    versions_table = pd.DataFrame(sorted(versions.items()), columns=["software", "version"])
+    rep.add("provenance", "Provenance",
+            _table(facts) + "<p class='note'>Per-case image and mask checksums: <code>qc/ingest.tsv</code>.</p>"
+            + _table(versions_table)
+            + f"<details><summary>configuration</summary><pre>{html.escape(yaml.safe_dump(cfg, sort_keys=True))}"
+              "</pre></details>")
+
+
+def write_report(cfg: dict, root: Path, out: Path, figures_dir: Path | None = None) -> None:
+    from mcrad.model import software_versions
+
+    paths, versions = Paths(root), software_versions()
+    rep = Report(figures_dir)
+    cohort = cohorts(cfg, paths)
+    design_section(rep, cfg, paths, cohort)
+    cohort_section(rep, cfg, cohort)
+    qc_section(rep, paths)
+    harmonisation_section(rep, cfg, paths)
+    models_section(rep, cfg, paths)
+    performance_sections(rep, cfg, paths)
     if cfg["cohort"]["sheet"] is None and paths.synth_truth.is_file():
         truth = json.loads(paths.synth_truth.read_text())
-        parts.append("<h2>Synthetic ground truth</h2><p>The demo cohort is simulated, so the best achievable "
-                     f"performance is known: population AUC of the true risk {truth['bayes_auc']:.3f}; of its "
-                     f"imaging part (the limit of any image-only model) {truth['bayes_auc_imaging']:.3f}.</p>")
-
-    cfg_yaml = yaml.safe_dump(cfg, sort_keys=True)
-    versions = pd.DataFrame(sorted(software_versions().items()), columns=["software", "version"])
-    parts.append("<h2>Provenance</h2>" + _table(versions)
-                 + f"<p>Config sha256 {stable_hash(cfg)}</p><pre>{html.escape(cfg_yaml)}</pre>")
+        rep.add("truth", "Synthetic ground truth",
+                "<p>The demo cohort is simulated, so the best achievable performance is known: population AUC of "
+                f"the true risk {truth['bayes_auc']:.3f}; of its imaging part (the limit of any image-only model) "
+                f"{truth['bayes_auc_imaging']:.3f}.</p>")
+    methods_section(rep, cfg, versions)
+    provenance_section(rep, cfg, paths, versions)
+    checklist_section(rep)  # last: it points at the sections above
+    nav = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in rep.sections)
+    body = "\n".join(f'<section id="{a}"><h2>{html.escape(t)}</h2>{b}</section>' for a, t, b in rep.sections)
+    title = html.escape(cfg["study"]["name"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>mcrad: "
-                   f"{html.escape(cfg['study']['name'])}</title><style>{CSS}</style></head><body>"
-                   + "\n".join(parts) + "</body></html>\n")
-
-
-
+    out.write_text(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mcrad: {title}</title>"
+                   f"<style>{CSS}</style></head><body><h1>mcrad multicentre validation report: {title}</h1>"
+                   f"<nav>{nav}</nav>{body}</body></html>\n")

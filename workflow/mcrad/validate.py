@@ -31,6 +31,65 @@ def delong(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     return float(auc), float(var)
 
 
+def _components(y: np.ndarray, score: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    pos, neg = score[y == 1], score[y == 0]
+    m, n = len(pos), len(neg)
+    tx, ty, tz = _midranks(pos), _midranks(neg), _midranks(np.concatenate([pos, neg]))
+    auc = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
+    return auc, (tz[:m] - tx) / n, 1.0 - (tz[m:] - ty) / m
+
+
+def delong_paired(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Paired DeLong test of two scores on the same cases: (AUC_a - AUC_b, two-sided p)."""
+    y = np.asarray(y).astype(int)
+    auc_a, v10a, v01a = _components(y, np.asarray(a, float))
+    auc_b, v10b, v01b = _components(y, np.asarray(b, float))
+    s10, s01 = np.cov(np.vstack([v10a, v10b])), np.cov(np.vstack([v01a, v01b]))
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / len(v10a) + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / len(v01a)
+    diff = auc_a - auc_b
+    if var <= 0:
+        return float(diff), 1.0 if diff == 0 else 0.0
+    return float(diff), float(2 * stats.norm.sf(abs(diff) / np.sqrt(var)))
+
+
+def paired_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Paired DeLong tests between every pair of models, per centre and stage (and pooled external)."""
+    rows = []
+    ext = predictions[predictions["stage"] == "external"].assign(centre="pooled")
+    frames = [predictions] + ([ext] if predictions.loc[predictions["stage"] == "external", "centre"].nunique() > 1
+                              else [])
+    for (centre, stage), g in pd.concat(frames).groupby(["centre", "stage"], sort=False):
+        wide = g.pivot_table(index="patient_id", columns="model", values="score", aggfunc="first")
+        label = g.groupby("patient_id")["label"].first().loc[wide.index].to_numpy(int)
+        if label.min() == label.max():
+            continue
+        models = list(dict.fromkeys(g["model"]))
+        for i, a in enumerate(models):
+            for b in models[i + 1:]:
+                diff, p = delong_paired(label, wide[a].to_numpy(), wide[b].to_numpy())
+                rows.append({"centre": centre, "stage": stage, "model_a": a, "model_b": b, "n": len(label),
+                             "auc_difference": diff, "p_delong": p})
+    return pd.DataFrame(rows, columns=["centre", "stage", "model_a", "model_b", "n", "auc_difference", "p_delong"])
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 5) -> pd.DataFrame:
+    """Observed event rate against mean predicted risk in quantile bins of the prediction."""
+    edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    df = pd.DataFrame({"bin": which, "p": p, "y": y}).groupby("bin").agg(predicted=("p", "mean"),
+                                                                            observed=("y", "mean"), n=("y", "size"))
+    return df.reset_index(drop=True)
+
+
+def decision_curve(y: np.ndarray, scores: dict[str, np.ndarray], thresholds: np.ndarray) -> pd.DataFrame:
+    """Net benefit of each model and of treating all/none (dcurves, Vickers & Elkin 2006)."""
+    from dcurves import dca
+
+    data = pd.DataFrame({"outcome": np.asarray(y, int), **scores})
+    out = dca(data=data, outcome="outcome", modelnames=list(scores), thresholds=thresholds)
+    return out[["model", "threshold", "net_benefit"]]
+
+
 def auc_ci(y: np.ndarray, score: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
     """AUC with a DeLong (1 - alpha) interval, clipped to [0, 1] as R pROC does."""
     auc, var = delong(y, score)

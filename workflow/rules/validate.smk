@@ -10,8 +10,10 @@ rule validate:
         cohort=[PATHS.cohort_table(c) for c in PLAN.external],
         raw=[PATHS.raw_features(c) for c in PLAN.external] if COMPARE else [],
     output:
-        metrics=PATHS.metrics("{endpoint}"),
+        metrics=report(PATHS.metrics("{endpoint}"), caption="../report/metrics.rst", category="Validation",
+                       subcategory="{endpoint}"),
         predictions=PATHS.predictions("{endpoint}"),
+        paired=PATHS.paired("{endpoint}"),
         comparison=[PATHS.comparison("{endpoint}")] if COMPARE else [],
     params:
         code=code_hash("validate", "model"),
@@ -23,4 +25,4 @@ rule validate:
         "{MCRAD} validate --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --models-dir {params.models:q}"
         " --internal {input.internal:q} --features {input.features:q} --cohort {input.cohort:q}"
         " --raw-features {input.raw:q} --comparison {output.comparison:q}"
-        " --metrics {output.metrics:q} --predictions {output.predictions:q} > {log:q} 2>&1"
+        " --metrics {output.metrics:q} --predictions {output.predictions:q} --paired {output.paired:q} > {log:q} 2>&1"
