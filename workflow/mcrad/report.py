@@ -242,9 +242,12 @@ def nomogram_figure(rep: Report, scales: dict, name: str) -> str:
         y = -i
         if len(xs):
             ax.plot([min(xs), max(xs)], [y, y], c="k", lw=1)
-        for x, t in zip(xs, ticks, strict=True):
+        last, slot = -1e9, 0
+        for x, t in sorted(zip(xs, ticks, strict=True), key=lambda xt: xt[0]):
+            slot = (slot + 1) % 3 if x - last < 6 else 0  # crowded ticks: above, below, higher above
+            last = x
             ax.plot([x, x], [y, y + 0.12], c="k", lw=1)
-            ax.text(x, y + 0.18, t, ha="center", fontsize=7)
+            ax.text(x, y + (0.18, -0.38, 0.42)[slot], t, ha="center", fontsize=7)
         ax.text(-4, y, label, ha="right", va="center", fontsize=8)
     ax.set_xlim(-30, 105)
     ax.set_ylim(-len(rows) + 0.5, 0.8)
