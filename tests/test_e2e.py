@@ -40,8 +40,8 @@ def test_outputs_tables_and_report(study):
     assert list(pred.columns) == ["patient_id", "centre", "stage", "model", "label", "score"]
     assert len(pred) == 3 * 160, "every patient scored by every model"
     html = (study / "report/index.html").read_text()
-    for section in ("Study design", "Quality control", "Harmonisation", "Endpoint: nodal_metastasis",
-                    "Synthetic ground truth", "Provenance"):
+    for section in ("Study design", "Acquisition and quality control", "Harmonisation",
+                    "Performance: nodal_metastasis", "Synthetic ground truth", "Provenance"):
         assert section in html
     assert "data:image/png;base64," in html
     qc = pd.read_csv(study / "qc/ingest.tsv", sep="\t")
