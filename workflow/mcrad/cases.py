@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,14 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+LIBRARIES = ("numpy", "SimpleITK", "pyradiomics-bhklab", "scipy")
+
+
 def case_key(stage: str, code_file: str, options: Any, inputs: Iterable[str | Path]) -> str:
+    """What a case's result depends on: stage code, library versions, options and input bytes."""
     payload = {
         "stage": stage, "version": __version__, "code": [file_sha256(code_file), file_sha256(__file__)],
-        "options": options,
+        "libraries": {lib: metadata.version(lib) for lib in LIBRARIES}, "options": options,
         "inputs": [file_sha256(p) for p in inputs],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
