@@ -5,17 +5,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from mcrad.harmonise import ComBat
-from mcrad.validate import auc_ci, delong
+from mcrad.validate import auc_ci, delong, delong_paired
+
+
+def proc_reference(rscript, tmp_path, seed: int, n: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Two tied, correlated scores of n cases, and what R pROC says of them (tests/r/delong.R)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    d = pd.DataFrame({"label": y, "a": np.round(rng.normal(y, 1.0), 1), "b": rng.normal(0.5 * y, 1.0)})
+    d.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    subprocess.run([rscript, "tests/r/delong.R", tmp_path / "in.tsv", tmp_path / "out.tsv"], check=True)
+    return d, pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[0]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_delong_ci_equals_proc(rscript, tmp_path, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, 80)
-    d = pd.DataFrame({"label": y, "a": np.round(rng.normal(y, 1.0), 1), "b": rng.normal(0.5 * y, 1.0)})
-    d.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
-    subprocess.run([rscript, "tests/r/delong.R", tmp_path / "in.tsv", tmp_path / "out.tsv"], check=True)
-    ref = pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[0]
+    d, ref = proc_reference(rscript, tmp_path, seed, 80)
     auc, lo, hi = auc_ci(d["label"].to_numpy(), d["a"].to_numpy())
     assert auc == pytest.approx(ref["auc"], abs=1e-9)
     assert lo == pytest.approx(ref["lo"], abs=1e-6) and hi == pytest.approx(ref["hi"], abs=1e-6)
@@ -60,13 +65,6 @@ def test_calibration_intercept_and_slope_equal_r_glm(rscript, tmp_path):
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_paired_delong_equals_proc_roc_test(rscript, tmp_path, seed):
-    from mcrad.validate import delong_paired
-
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, 90)
-    d = pd.DataFrame({"label": y, "a": np.round(rng.normal(y, 1.0), 1), "b": rng.normal(0.5 * y, 1.0)})
-    d.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
-    subprocess.run([rscript, "tests/r/delong.R", tmp_path / "in.tsv", tmp_path / "out.tsv"], check=True)
-    ref = pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[0]
-    diff, p = delong_paired(y, d["a"].to_numpy(), d["b"].to_numpy())
+    d, ref = proc_reference(rscript, tmp_path, seed, 90)
+    diff, p = delong_paired(d["label"].to_numpy(), d["a"].to_numpy(), d["b"].to_numpy())
     assert p == pytest.approx(ref["p_paired"], abs=1e-6)
