@@ -87,3 +87,16 @@ def test_rerun_reuses_finished_cases(tmp_path):
     write_pair(tmp_path, "a", seed=5)  # the input changed: redo
     run(tmp_path, cases)
     assert done.stat().st_mtime_ns != stamp
+
+
+def test_dicom_series_folder_matches_ibsi_conversion(shared_data, tmp_path):
+    """A case whose image is a DICOM folder (real CT, IBSI validation set) ingests on IBSI's own grid."""
+    sts = shared_data / "dicom_rtstruct" / "STS_002"
+    out = run(tmp_path, {"STS_002": (sts / "CT" / "image", sts / "ibsi_nifti" / "CT_mask.nii.gz")})
+    assert out.iloc[0]["status"] == "ok", out.iloc[0]["message"]
+    ours = sitk.ReadImage(str(tmp_path / "out/cases/A/STS_002/ingest/image.nii.gz"))
+    ref = sitk.ReadImage(str(sts / "ibsi_nifti" / "CT_image.nii.gz"))
+    assert ours.GetSize() == ref.GetSize()
+    np.testing.assert_allclose(ours.GetSpacing(), ref.GetSpacing(), atol=1e-3)
+    np.testing.assert_allclose(ours.GetOrigin(), ref.GetOrigin(), atol=1e-3)
+    assert np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(ref).astype(np.int16))
