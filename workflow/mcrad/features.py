@@ -65,10 +65,6 @@ def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Pa
                      __file__, options, strict)
 
 
-def feature_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in STATUS_COLUMNS]
-
-
 def gather(shard_tables: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(features of every case that came through, quarantine list); a case is never silently dropped."""
     allrows = pd.concat(shard_tables, ignore_index=True)
