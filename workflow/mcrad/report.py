@@ -475,6 +475,20 @@ def git_commit(start: Path) -> str:
     return out.stdout.strip() + (" (with local changes)" if dirty else "")
 
 
+def runtime_section(rep: Report, paths: Paths) -> None:
+    """Snakemake's benchmark files of the heavy rules, gathered: what each stage cost."""
+    rows = []
+    for f in sorted((paths.root / "benchmarks").rglob("*.tsv")):
+        b = pd.read_csv(f, sep="\t")
+        rows.append({"rule": f.parent.name, "s": float(b["s"].sum()), "max_rss": float(b["max_rss"].max())})
+    if not rows:
+        return
+    table = pd.DataFrame(rows).groupby("rule", sort=False).agg(
+        jobs=("s", "size"), total_seconds=("s", "sum"), peak_rss_mb=("max_rss", "max")).reset_index()
+    rep.add("runtime", "Runtime", "<p>Per rule: jobs, summed wall time and peak memory of one job "
+            "(Snakemake benchmark files under <code>benchmarks/</code>).</p>" + _table(table, 1))
+
+
 def provenance_section(rep: Report, cfg: dict, paths: Paths, versions: dict[str, str]) -> None:
     qc = _read(paths.qc_ingest)
     ok = qc[qc["status"] == "ok"]
@@ -513,6 +527,7 @@ def write_report(cfg: dict, root: Path, out: Path, figures_dir: Path | None = No
                 f"the true risk {truth['bayes_auc']:.3f}; of its imaging part (the limit of any image-only model) "
                 f"{truth['bayes_auc_imaging']:.3f}.</p>")
     methods_section(rep, cfg, versions)
+    runtime_section(rep, paths)
     provenance_section(rep, cfg, paths, versions)
     checklist_section(rep)  # last: it points at the sections above
     nav = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in rep.sections)
