@@ -50,3 +50,10 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     assert len(submitted) >= 15
     assert set(submitted) <= set(completed)
     assert "has been submitted with SLURM jobid" in proc.stderr and "Group job cases" in proc.stderr
+    # ... and SLURM's own client: squeue lists every one of those jobs as COMPLETED (MinJobAge keeps them).
+    queue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T|%k"], env=env, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    records = {line.split("|")[0]: line for line in queue if line.strip()}
+    print("squeue -t all:\n" + "\n".join(records.values()))
+    assert set(submitted) <= set(records)
+    assert all(records[j].split("|")[2] == "COMPLETED" for j in submitted)

@@ -56,6 +56,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 ReturnToService=2
+# Keep finished jobs visible to `squeue -t all` for an hour: the test reads them back as evidence.
+MinJobAge=3600
 SchedulerType=sched/backfill
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
