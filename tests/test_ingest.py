@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from helpers import write_pair
-from mcrad.config import Paths
+from helpers import STUDY, write_pair
+from mcrad.config import Paths, load_config
 from mcrad.errors import CaseError
 from mcrad.ingest import ingest_shard
 
@@ -16,9 +16,10 @@ def sheet_for(tmp_path, cases):
     return df, path
 
 
-def run(tmp_path, cases, strict=False):
+def run(tmp_path, cases, strict=False, **ingest):
     df, path = sheet_for(tmp_path, cases)
-    return ingest_shard(df, path, list(cases), Paths(tmp_path / "out"), strict)
+    opts = load_config({**STUDY, "ingest": ingest})["ingest"]
+    return ingest_shard(df, path, list(cases), Paths(tmp_path / "out"), strict, opts)
 
 
 def message(out, pid):

@@ -1,5 +1,9 @@
 # Ingest: per-centre clinical tables, and per shard: read, check and canonicalise images and masks.
 
+# MR Nyul standardisation (preprocess.smk): preprocess waits for a fit over all training cases' ingest, so ingest
+# cannot share the per-shard job group with preprocess then.
+NYUL = (CFG["preprocess"]["modality"], CFG["preprocess"]["mr_normalise"]) == ("MR", "nyul")
+
 
 rule cohort_tables:
     input:
@@ -24,12 +28,12 @@ rule ingest:
     output:
         PATHS.shard_table("ingest", "{shard}"),
     params:
-        code=code_hash("ingest", "cases", "cohort"),
+        code=code_hash("ingest", "dicom", "cases", "cohort"),
         patients=lambda w: ",".join(PLAN.shards[w.shard]),
-        cfg=options(CFG, "cohort", "design", "endpoints"),
+        cfg=options(CFG, "cohort", "design", "endpoints", "ingest"),
         root=ROOT,
     group:
-        "cases"
+        "ingest" if NYUL else "cases"
     log:
         PATHS.log("ingest/{shard}"),
     benchmark:

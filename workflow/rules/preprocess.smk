@@ -1,9 +1,27 @@
-# Preprocess: crop, resample and clip each case of a shard; see workflow/mcrad/preprocess.py.
+# Preprocess: crop, resample and clip (CT) or N4 + normalise (MR) each case of a shard; see
+# workflow/mcrad/preprocess.py. MR Nyul standardisation is learned on the training centre(s) only (like ComBat).
+
+
+rule nyul_fit:
+    input:
+        [PATHS.shard_table("ingest", s) for c in PLAN.train for s in PLAN.shards_of(c)],
+    output:
+        PATHS.nyul_standard,
+    params:
+        code=code_hash("preprocess", "cases"),
+        opts=options(CFG, "preprocess"),
+        root=ROOT,
+    log:
+        PATHS.log("nyul_fit"),
+    shell:
+        "{MCRAD} nyul-fit --shards {input:q} --options {params.opts:q} --root {params.root:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule preprocess:
     input:
-        PATHS.shard_table("ingest", "{shard}"),
+        shard=PATHS.shard_table("ingest", "{shard}"),
+        standard=[PATHS.nyul_standard] if NYUL else [],
     output:
         PATHS.shard_table("preprocess", "{shard}"),
     params:
@@ -17,5 +35,5 @@ rule preprocess:
     benchmark:
         PATHS.root / "benchmarks" / "preprocess" / "{shard}.tsv"
     shell:
-        "{MCRAD} preprocess --shard {input:q} --options {params.opts:q} --root {params.root:q} {STRICT}"
+        "{MCRAD} preprocess --shard {input.shard:q} --options {params.opts:q} --root {params.root:q} {STRICT}"
         " --out {output:q} > {log:q} 2>&1"
