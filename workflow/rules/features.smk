@@ -29,26 +29,52 @@ rule features_centre:
     output:
         features=PATHS.raw_features("{centre}"),
         quarantine=PATHS.quarantine_centre("{centre}"),
+        flags=PATHS.feature_flags("{centre}"),
     params:
         code=code_hash("features"),
     log:
         PATHS.log("features_centre/{centre}"),
     shell:
         "{MCRAD} gather --shards {input:q} --out {output.features:q} --quarantine {output.quarantine:q}"
-        " > {log:q} 2>&1"
+        " --flags {output.flags:q} > {log:q} 2>&1"
 
 
 rule features_study:
     input:
         features=[PATHS.raw_features(c) for c in PLAN.centres],
         quarantine=[PATHS.quarantine_centre(c) for c in PLAN.centres],
+        flags=[PATHS.feature_flags(c) for c in PLAN.centres],
     output:
         features=PATHS.raw_features(),
         quarantine=PATHS.qc_quarantine,
+        flags=PATHS.feature_flags(),
     params:
         code=code_hash(),
     log:
         PATHS.log("features_study"),
     shell:
         "({MCRAD} concat --inputs {input.features:q} --out {output.features:q} &&"
-        " {MCRAD} concat --inputs {input.quarantine:q} --out {output.quarantine:q}) > {log:q} 2>&1"
+        " {MCRAD} concat --inputs {input.quarantine:q} --out {output.quarantine:q} &&"
+        " {MCRAD} concat --inputs {input.flags:q} --out {output.flags:q}) > {log:q} 2>&1"
+
+
+rule robustness:
+    input:
+        features=[PATHS.raw_features(c) for c in PLAN.train],
+        params=CFG["features"]["params"],
+    output:
+        PATHS.robustness,
+    params:
+        code=code_hash("features", "segment"),
+        opts=options(CFG, "features"),
+        segment=options(CFG, "segment"),
+        seed=CFG["study"]["seed"],
+        root=ROOT,
+    log:
+        PATHS.log("robustness"),
+    benchmark:
+        PATHS.root / "benchmarks" / "robustness.tsv"
+    shell:
+        "{MCRAD} robustness --features {input.features:q} --options {params.opts:q}"
+        " --segment-options {params.segment:q} --seed {params.seed} --root {params.root:q} --out {output:q}"
+        " > {log:q} 2>&1"
