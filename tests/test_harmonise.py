@@ -216,3 +216,26 @@ def test_constant_feature_in_fit_is_refused_with_the_fix():
     X["flat"] = 2.0
     with pytest.raises(McradError, match=r"\['flat'\] are constant.*excluded_features"):
         ComBat("T").fit(X[b == "T"], b[b == "T"])
+
+
+def test_missing_external_value_stays_missing_and_does_not_move_its_centre(caplog):
+    X, b = cohort()
+    model = ComBat("T").fit(X[b == "T"], b[b == "T"])
+    X_nan = X.copy()
+    X_nan.loc["E1-4", "f2"] = np.nan
+    with caplog.at_level("WARNING"):
+        out = model.transform(X_nan, b)
+    assert "E1-4" in caplog.text
+    assert np.isnan(out.loc["E1-4", "f2"]) and out.drop(index="E1-4").notna().all().all()
+    assert np.isfinite(out.loc["E1-4"].drop("f2")).all()
+    # the centre's batch effect comes from its complete cases only
+    keep = b.index != "E1-4"
+    pd.testing.assert_frame_equal(out[keep], model.transform(X[keep], b[keep]))
+
+
+def test_unseen_centre_with_too_few_complete_cases_is_a_clear_error():
+    X, b = cohort(sizes=(("T", 20), ("E1", 4)))
+    model = ComBat("T").fit(X[b == "T"], b[b == "T"])
+    X.loc[["E1-0", "E1-1"], "f0"] = np.nan
+    with pytest.raises(McradError, match=r"centre E1 has 2 case\(s\) with every feature present.*Fix"):
+        model.transform(X, b)

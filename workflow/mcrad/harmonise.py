@@ -86,10 +86,10 @@ class ComBat(TransformerMixin, BaseEstimator):
         self.min_batch_size, self.categorical, self.continuous = min_batch_size, categorical, continuous
 
     # ---- checks -------------------------------------------------------------------------------------
-    def _check(self, X: pd.DataFrame, batch: pd.Series) -> None:
+    def _check(self, X: pd.DataFrame, batch: pd.Series, allow_nan: bool = False) -> None:
         if not X.index.equals(batch.index):
             raise McradError("ComBat: features and batch labels must share the same index (patient ids).")
-        if X.isna().any().any():
+        if not allow_nan and X.isna().any().any():
             bad = X.isna().stack()
             pid, feat = bad[bad].index[0]
             raise McradError(f"ComBat: feature {feat!r} is missing (NaN) for patient {pid} "
@@ -205,7 +205,13 @@ class ComBat(TransformerMixin, BaseEstimator):
         if missing:
             raise McradError(f"ComBat: {len(missing)} training feature(s) missing, e.g. {missing[:3]}. Fix: extract "
                              "every centre with the same parameter file and ROIs.")
-        self._check(X[self.features_], batch)
+        # A NaN (a feature class that failed for one case, flagged in qc/feature_flags.tsv) stays NaN: the
+        # locked model imputes it as in training. An unseen centre's batch effect comes from its complete rows.
+        self._check(X[self.features_], batch, allow_nan=True)
+        incomplete = X[self.features_].isna().any(axis=1)
+        if incomplete.any():
+            log.warning("ComBat: %d case(s) have missing features and keep NaN there: %s", int(incomplete.sum()),
+                        ", ".join(map(str, X.index[incomplete][:10])))
         out = X[self.features_].astype(float)
         for b in pd.unique(batch):
             rows = (batch == b).to_numpy()
@@ -215,7 +221,15 @@ class ComBat(TransformerMixin, BaseEstimator):
             if flat.any():
                 log.warning("ComBat: centre %s has %d feature(s) constant within it (e.g. %s); their values are "
                             "mapped to the reference mean", b, int(flat.sum()), list(flat.index[flat])[:3])
-            est = self.batches_.get(b) or self.estimate_batch(X.loc[rows], covariates)
+            est = self.batches_.get(b)
+            if est is None:
+                complete = rows & ~incomplete.to_numpy()
+                if complete.sum() < self.min_batch_size:
+                    raise McradError(f"ComBat: centre {b} has {int(complete.sum())} case(s) with every feature "
+                                     f"present, fewer than {self.min_batch_size}, too few to estimate its batch "
+                                     "effect. Fix: check qc/feature_flags.tsv for that centre, or set "
+                                     "harmonise.activate: false.")
+                est = self.estimate_batch(X.loc[complete], covariates)
             s, mod = self._standardise(X.loc[rows], covariates)
             adj = (s - np.array(est["gamma"])[:, None]) / np.sqrt(np.array(est["delta"]))[:, None]
             out.loc[rows, :] = (adj * np.sqrt(self.var_pooled_)[:, None] + self.stand_mean_[:, None] + mod).T
@@ -248,10 +262,16 @@ class ComBat(TransformerMixin, BaseEstimator):
 def split_constant(X: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     """Features that vary in the reference data, and a table of those excluded (constant) with the reason."""
     std = X.std(axis=0, ddof=0)
-    constant = list(std.index[~(std > 0)])
-    excluded = pd.DataFrame({"feature": constant, "reason": "constant in the training centre(s): carries no "
-                             "information and cannot be standardised"})
-    return [c for c in X.columns if c not in constant], excluded
+    # NaN = a feature some training case could not give (qc/feature_flags.tsv says why): ComBat needs complete data
+    missing = list(X.columns[X.isna().any()])
+    constant = [c for c in std.index[~(std > 0)] if c not in missing]
+    excluded = pd.concat([
+        pd.DataFrame({"feature": constant, "reason": "constant in the training centre(s): carries no "
+                      "information and cannot be standardised"}),
+        pd.DataFrame({"feature": missing, "reason": [f"NaN for {int(X[c].isna().sum())} training case(s) "
+                                                     "(see qc/feature_flags.tsv)" for c in missing]}),
+    ], ignore_index=True)
+    return [c for c in X.columns if c not in constant and c not in missing], excluded
 
 
 def from_options(opts: dict[str, Any], ref_batch: str, clinical: list[dict]) -> ComBat:
