@@ -26,3 +26,17 @@ def test_check_reports_a_bad_config_without_a_traceback(tmp_path, capsys):
     assert main(["check", str(tmp_path / "c.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mcrad: error:") and "is an endpoint" in err and "Traceback" not in err
+
+
+def test_a_study_config_replaces_the_demo_config_instead_of_merging_into_it():
+    """--configfile must not inherit demo-only options (the demo's prospective centre, deep models)."""
+    from helpers import REPO, SNAKEMAKE
+
+    def jobs(*args: str) -> str:
+        proc = subprocess.run([str(SNAKEMAKE), "-n", *args], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    demo, tiny = jobs(), jobs("--configfile", "tests/configs/tiny.yaml")
+    assert "predict_prospective" in demo and "deep_train" in demo
+    assert "predict_prospective" not in tiny and "deep_train" not in tiny

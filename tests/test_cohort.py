@@ -19,7 +19,7 @@ def sheet(tmp_path):
         ip, mp = write_pair(tmp_path / "img", f"p{i}")
         rows.append({"patient_id": f"p{i}", "centre": centre, "image": f"img/{ip.name}", "mask": str(mp),
                      "age": "60", "sex": "M", "t_stage": "2", "hpv": "positive", "smoking": "never",
-                     "nodal_metastasis": str(i % 2)})
+                     "nodal_metastasis": str(i % 2), "os_event": str(1 - i % 2), "os_months": "30"})
     path = tmp_path / "cohort.tsv"
     pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
     return path
@@ -90,3 +90,53 @@ def test_centre_table_has_no_image_paths(cfg, sheet):
     assert list(table["patient_id"]) == ["p0", "p1"]
     assert "image" not in table.columns and "mask" not in table.columns
     validate_sheet(df, cfg, sheet)  # unchanged
+
+
+@pytest.fixture()
+def mr_cfg(cfg):
+    cfg["cohort"]["sequences"] = ["T1", "T2", "ADC"]
+    return cfg
+
+
+def add_sequences(sheet):
+    def change(d):
+        for seq in ("T2", "ADC"):
+            d[f"image_{seq}"] = d["image"]
+        d["mask_T2"] = ["", d.at[1, "mask"], ""]  # a sequence's own mask is optional, per case
+        return d
+    return rewrite(sheet, change)
+
+
+def test_multi_sequence_sheet_loads_and_keeps_image_column_meaning(mr_cfg, sheet):
+    df = load_sheet(add_sequences(sheet), mr_cfg)
+    assert list(df["image_ADC"]) == list(df["image"])
+    table = centre_table(df, mr_cfg, "A")
+    assert not [c for c in table.columns if c.startswith(("image", "mask"))], "no image paths in clinical tables"
+
+
+def test_multi_sequence_sheet_problems_are_listed_by_line_and_column(mr_cfg, sheet):
+    def change(d):
+        d = d.assign(image_T2=["img/p0_ct.nii.gz", "img/gone_t2.nii.gz", ""], image_ADC=d["image"])
+        return d.assign(image_T1=d["image"], image_DWI=d["image"], mask_T2=["", "", "img/nomask.nii.gz"])
+    rewrite(sheet, change)
+    with pytest.raises(CohortError) as err:
+        load_sheet(sheet, mr_cfg)
+    msg = str(err.value)
+    assert "line 3 (patient p1), column 'image_T2': file not found: " in msg and "gone_t2.nii.gz" in msg
+    assert "line 4 (patient p2), column 'image_T2': empty path" in msg
+    assert "line 4 (patient p2), column 'mask_T2': file not found" in msg
+    assert "column 'image_T1': sequence T1 is the reference, whose image goes in column 'image'" in msg
+    assert "column 'image_DWI': sequence 'DWI' is not in cohort.sequences" in msg
+    assert "5 problem(s)" in msg
+
+
+def test_multi_sequence_sheet_without_a_sequence_column_names_it(mr_cfg, sheet):
+    rewrite(sheet, lambda d: d.assign(image_T2=d["image"]))
+    with pytest.raises(CohortError, match=r"missing column\(s\) \['image_ADC'\].*cohort.clinical / endpoints / seq"):
+        load_sheet(sheet, mr_cfg)
+
+
+def test_single_image_sheet_may_have_other_image_columns(cfg, sheet):
+    """Without cohort.sequences the sheet works as before; unrelated columns pass through to clinical tables."""
+    df = load_sheet(rewrite(sheet, lambda d: d.assign(image_date="2020-01-01")), cfg)
+    assert "image_date" in centre_table(df, cfg, "A").columns

@@ -101,3 +101,25 @@ def test_dicom_series_folder_matches_ibsi_conversion(shared_data, tmp_path):
     np.testing.assert_allclose(ours.GetSpacing(), ref.GetSpacing(), atol=1e-3)
     np.testing.assert_allclose(ours.GetOrigin(), ref.GetOrigin(), atol=1e-3)
     assert np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(ref).astype(np.int16))
+
+
+def test_a_further_sequence_may_be_a_dicom_folder_with_an_rtstruct(shared_data, tmp_path):
+    """Multi-sequence sheet: the reference from NIfTI, a further sequence (here the real MR of STS_002) from its
+    DICOM folder with its own RTSTRUCT mask; both land in ingest/ on IBSI's grid of that MR."""
+    sts = shared_data / "dicom_rtstruct" / "STS_002"
+    ref_img, ref_mask = write_pair(tmp_path, "ref")
+    rtstruct = next((sts / "MR_T1" / "mask").glob("*.dcm"))
+    df = pd.DataFrame([{"patient_id": "STS_002", "centre": "A", "image": str(ref_img), "mask": str(ref_mask),
+                        "image_MR": str(sts / "MR_T1" / "image"), "mask_MR": str(rtstruct)}])
+    df.to_csv(tmp_path / "cohort.tsv", sep="\t", index=False)
+    opts = load_config({**STUDY, "ingest": {"roi_pattern": ".*"}})["ingest"]
+    out = ingest_shard(df, tmp_path / "cohort.tsv", ["STS_002"], Paths(tmp_path / "out"), True, opts, ["T1", "MR"])
+    assert out.iloc[0]["status"] == "ok" and out.iloc[0]["sequences"] == "T1,MR"
+    d = tmp_path / "out/cases/A/STS_002/ingest"
+    ours = sitk.ReadImage(str(d / "image-MR.nii.gz"))
+    ref = sitk.ReadImage(str(sts / "ibsi_nifti" / "MR_T1_image.nii.gz"))
+    assert ours.GetSize() == ref.GetSize()
+    np.testing.assert_allclose(ours.GetOrigin(), ref.GetOrigin(), atol=1e-3)
+    a = sitk.GetArrayFromImage(sitk.ReadImage(str(d / "seqmask-MR.nii.gz"))) > 0
+    b = sitk.GetArrayFromImage(sitk.ReadImage(str(sts / "ibsi_nifti" / "MR_T1_mask.nii.gz"))) > 0
+    assert 2 * np.count_nonzero(a & b) / (a.sum() + b.sum()) >= 0.95

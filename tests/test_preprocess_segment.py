@@ -172,7 +172,8 @@ def test_rigid_registration_recovers_a_known_shift_across_contrasts():
     truth.SetTranslation((3.4, -2.6, 1.8))
     # the T2 after the patient moved: moving(truth(p)) = T2(p), so the registration must find truth
     moving = sitk.Resample(moving_src, fixed, truth.GetInverse(), sitk.sitkLinear, 0.0)
-    found = register_rigid(fixed, moving, seed=7)
+    found, mi = register_rigid(fixed, moving, seed=7)
+    assert mi > 0.1, "final Mattes MI reported as a positive number"
     for idx in ([10, 12, 8], [24, 24, 20], [36, 30, 30], [20, 35, 12]):
         p = fixed.TransformIndexToPhysicalPoint(idx)
         err = np.linalg.norm(np.subtract(found.TransformPoint(p), truth.TransformPoint(p)))

@@ -10,7 +10,34 @@ from mcrad.errors import CohortError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PATH_COLUMNS = ("image", "mask")
+SEQUENCE_COLUMN = re.compile(r"^(image|mask)_([A-Za-z0-9]+)$")
 MAX_LISTED = 20
+
+
+def sequences(cfg: dict) -> list[str]:
+    """The image sequences of each case, reference first (cohort.sequences; checked by load_config), or [] for
+    one image per case."""
+    return list(cfg["cohort"]["sequences"])
+
+
+def sequence_columns(seqs: list[str]) -> list[str]:
+    """Sheet columns holding the non-reference sequences' images (required)."""
+    return [f"image_{s}" for s in seqs[1:]]
+
+
+def sequence_files(row: pd.Series, seqs: list[str]) -> dict[str, tuple[str, str]]:
+    """Non-reference sequence -> (image cell, own-mask cell or '') of one sheet row."""
+    return {s: (row[f"image_{s}"], row.get(f"mask_{s}", "")) for s in seqs[1:]}
+
+
+def sequence_inputs(sheet_path: str | Path, cfg: dict) -> dict[str, list[str]]:
+    """Patient -> the non-reference sequences' files named by the sheet (what the ingest rule depends on)."""
+    seqs = sequences(cfg)
+    if not seqs:
+        return {}
+    df = read_sheet(sheet_path)
+    return {r["patient_id"]: [str(resolve_path(v, sheet_path)) for img, own in sequence_files(r, seqs).values()
+                              for v in (img, own) if v] for _, r in df.iterrows()}
 
 
 def read_sheet(path: str | Path) -> pd.DataFrame:
@@ -30,7 +57,7 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
 
 def required_columns(cfg: dict) -> list[str]:
     return ["patient_id", "centre", *PATH_COLUMNS, *(c["name"] for c in cfg["cohort"]["clinical"]),
-            *(ep["column"] for ep in cfg["endpoints"])]
+            *(ep["column"] for ep in cfg["endpoints"]), *(ep["time"] for ep in cfg["endpoints"] if ep.get("time"))]
 
 
 def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_files: bool = True) -> None:
@@ -42,10 +69,11 @@ def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_fi
         pid = df.at[i, "patient_id"] if "patient_id" in df.columns else "?"
         problems.append(f"line {i + 2} (patient {pid}), column '{col}': {msg}")
 
-    missing = [c for c in required_columns(cfg) if c not in df.columns]
+    seqs = sequences(cfg)
+    missing = [c for c in required_columns(cfg) + sequence_columns(seqs) if c not in df.columns]
     if missing:
         raise CohortError(f"cohort sheet {sheet_path}: missing column(s) {missing}; the sheet has {list(df.columns)}. "
-                          "Fix: add the column(s), or change cohort.clinical / endpoints in the config.")
+                          "Fix: add the column(s), or change cohort.clinical / endpoints / sequences in the config.")
     if df.empty:
         raise CohortError(f"cohort sheet {sheet_path} has no rows.")
 
@@ -60,7 +88,7 @@ def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_fi
             at(i, "centre", f"{c!r} is not a valid centre name (letters, digits, '.', '_', '-')")
 
     design = cfg["design"]
-    roles = set(design["train"]) | set(design["external"])
+    roles = set(design["train"]) | set(design["external"]) | set(design.get("prospective", []))
     present = set(df["centre"])
     for c in sorted(roles - present):
         problems.append(f"config design names centre {c!r}, which no row of the sheet has (centres in the sheet: "
@@ -78,10 +106,23 @@ def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_fi
     for ep in cfg["endpoints"]:
         for i in df.index[~df[ep["column"]].isin(["0", "1"])]:
             at(i, ep["column"], f"label {df.at[i, ep['column']]!r} is not 0 or 1")
+        if ep.get("time"):  # survival: follow-up time beside the event indicator in `column`
+            times = pd.to_numeric(df[ep["time"]], errors="coerce")
+            for i in df.index[~(times >= 0)]:
+                at(i, ep["time"], f"follow-up time {df.at[i, ep['time']]!r} is not a number >= 0")
 
+    for col in df.columns:  # multi-sequence columns the config does not know would be silently ignored
+        m = SEQUENCE_COLUMN.match(col)
+        if seqs and m and m.group(2) not in seqs[1:]:
+            why = (f"sequence {m.group(2)} is the reference, whose {m.group(1)} goes in column '{m.group(1)}'"
+                   if m.group(2) == seqs[0] else f"sequence {m.group(2)!r} is not in cohort.sequences {seqs}")
+            problems.append(f"column '{col}': {why}. Fix: rename or remove the column, or list the sequence")
+    own_masks = [c for c in (f"mask_{s}" for s in seqs[1:]) if c in df.columns]
     if check_files:
-        for col in PATH_COLUMNS:
+        for col in [*PATH_COLUMNS, *sequence_columns(seqs), *own_masks]:
             for i, rel in df[col].items():
+                if rel == "" and col in own_masks:
+                    continue  # a sequence's own mask is optional (registration QC only)
                 if rel == "":
                     at(i, col, "empty path")
                 elif not resolve_path(rel, sheet_path).exists():
@@ -119,5 +160,6 @@ def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
     """Clinical and endpoint columns of one centre (no image paths): what model and validate rules read."""
     cols = ["patient_id", "centre", *(c["name"] for c in cfg["cohort"]["clinical"]),
             *(ep["column"] for ep in cfg["endpoints"])]
-    extra = [c for c in df.columns if c not in cols and c not in PATH_COLUMNS]
+    paths = {*PATH_COLUMNS, *(f"{k}_{s}" for k in ("image", "mask") for s in sequences(cfg))}
+    extra = [c for c in df.columns if c not in cols and c not in paths]
     return df.loc[df["centre"] == centre, cols + extra].reset_index(drop=True)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from mcrad import dicom
 from mcrad.cases import STATUS_COLUMNS, file_sha256, run_stage
-from mcrad.cohort import resolve_path
+from mcrad.cohort import resolve_path, sequence_files
 from mcrad.config import Paths
 from mcrad.errors import CaseError
 
@@ -46,6 +46,13 @@ def check_image(image: sitk.Image, patient_id: str, image_path: Path) -> None:
                         "provide a greyscale volume")
 
 
+def check_finite(image: sitk.Image, patient_id: str, image_path: Path) -> None:
+    arr = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(arr).all():
+        raise CaseError(patient_id, str(image_path), f"image has {int((~np.isfinite(arr)).sum())} NaN/inf voxels",
+                        "re-export the image; mcrad does not guess missing intensities")
+
+
 def check_pair(image: sitk.Image, mask: sitk.Image, patient_id: str, image_path: Path, mask_path: Path
                ) -> list[str]:
     """Raise CaseError for a pair that cannot be analysed; return warnings for one that can."""
@@ -64,10 +71,7 @@ def check_pair(image: sitk.Image, mask: sitk.Image, patient_id: str, image_path:
                         f"{tuple(round(s, 4) for s in image.GetSpacing())}, origin "
                         f"{tuple(round(o, 3) for o in image.GetOrigin())})",
                         "export the mask on the grid of this image (same series)")
-    arr = sitk.GetArrayViewFromImage(image)
-    if not np.isfinite(arr).all():
-        raise CaseError(patient_id, str(image_path), f"image has {int((~np.isfinite(arr)).sum())} NaN/inf voxels",
-                        "re-export the image; mcrad does not guess missing intensities")
+    check_finite(image, patient_id, image_path)
     values = sitk.GetArrayViewFromImage(mask)
     labels = np.unique(values[values > 0])  # the ROI is small: far faster than np.unique over the volume
     if not labels.size:
@@ -134,7 +138,34 @@ def qc_picture(image: sitk.Image, mask: sitk.Image, out: Path) -> None:
     fig.savefig(out, dpi=70, bbox_inches="tight", metadata={"Software": None})
 
 
-def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict) -> dict[str, Any]:
+def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_path: Path, out: Path, opts: dict
+                    ) -> tuple[str, list[str]]:
+    """One non-reference sequence of a multi-sequence case: checked and written as ingest/image-<seq>.nii.gz, its
+    own mask (if the sheet gives one; registration QC only) as ingest/seqmask-<seq>.nii.gz. Returns a geometry
+    summary and warnings."""
+    path = resolve_path(image_cell, sheet_path)
+    series = dicom.read_series(path, pid) if path.is_dir() else None
+    image = series.image if series else read_image(path, pid, f"{seq} image")
+    check_image(image, pid, path)
+    check_finite(image, pid, path)
+    write_canonical(image, path, out / f"image-{seq}.nii.gz")
+    warnings = list(series.warnings) if series else []
+    if mask_cell:
+        mask_path = resolve_path(mask_cell, sheet_path)
+        if mask_path.is_file() and dicom.is_dicom(mask_path):
+            mask, _, more = rtstruct_masks(mask_path, image, series, pid, {**opts, "extra_rois": {}})
+        else:
+            mask, more = read_image(mask_path, pid, f"{seq} mask"), []
+        warnings += more + check_pair(image, mask, pid, path, mask_path)
+        binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
+        binary.CopyInformation(image)
+        sitk.WriteImage(binary, str(out / f"seqmask-{seq}.nii.gz"), useCompression=True)
+    spacing = "x".join(f"{v:.4g}" for v in image.GetSpacing())
+    return f"{seq} {'x'.join(map(str, image.GetSize()))} @ {spacing} mm", [f"{seq}: {w}" for w in warnings]
+
+
+def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequences: list[str] = ()
+                ) -> dict[str, Any]:
     pid = row["patient_id"]
     image_path, mask_path = resolve_path(row["image"], sheet_path), resolve_path(row["mask"], sheet_path)
     series = dicom.read_series(image_path, pid) if image_path.is_dir() else None
@@ -156,6 +187,11 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict) -> d
         sitk.WriteImage(extra, str(out / f"mask-{name}.nii.gz"), useCompression=True)
     if opts["qc_png"]:
         qc_picture(image, binary, out / "qc.png")
+    geometry = []
+    for seq, (image_cell, mask_cell) in sequence_files(row, list(sequences)).items():
+        summary, more = ingest_sequence(pid, seq, image_cell, mask_cell, sheet_path, out, opts)
+        geometry.append(summary)
+        warnings += more
     voxels = sitk.GetArrayViewFromImage(image)
     n_roi = int(np.count_nonzero(sitk.GetArrayViewFromImage(binary)))
     voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
@@ -171,26 +207,38 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict) -> d
                                       for n, e in extras.items()),
         "warnings": "; ".join(warnings),
         "image_sha256": file_sha256(image_path), "mask_sha256": file_sha256(mask_path),
+        **({"sequences": ",".join(sequences), "sequence_geometry": "; ".join(geometry)} if sequences else {}),
     }
 
 
 def ingest_shard(sheet: pd.DataFrame, sheet_path: Path, patient_ids: list[str], paths: Paths, strict: bool,
-                 opts: dict) -> pd.DataFrame:
+                 opts: dict, sequences: list[str] = ()) -> pd.DataFrame:
+    """`sequences` (cohort.sequences, reference first): the other sequences come from columns image_<SEQ> (and
+    optional mask_<SEQ>) of the sheet."""
     rows = sheet.set_index("patient_id").loc[patient_ids].reset_index()
-    rows = rows[["patient_id", "centre", "image", "mask"]].assign(status="ok", failed_stage="", message="")
-    rows = rows[[*STATUS_COLUMNS, "image", "mask"]]
+    columns = ["image", "mask", *(c for s in sequences[1:] for c in (f"image_{s}", f"mask_{s}") if c in rows)]
+    rows = rows[["patient_id", "centre", *columns]].assign(status="ok", failed_stage="", message="")
+    rows = rows[[*STATUS_COLUMNS, *columns]]
 
     def inputs(row: pd.Series) -> list[Path]:
-        files = [resolve_path(row[c], sheet_path) for c in ("image", "mask")]
-        for f, what in zip(files, ("image", "mask"), strict=True):
+        named = [("image", row["image"]), ("mask", row["mask"])]
+        for seq, (image_cell, mask_cell) in sequence_files(row, list(sequences)).items():
+            if image_cell == "":
+                raise CaseError(row["patient_id"], None, f"no {seq} image (column image_{seq} is empty)",
+                                f"fill in the {seq} file or DICOM folder in the cohort sheet")
+            named += [(f"{seq} image", image_cell)] + ([(f"{seq} mask", mask_cell)] if mask_cell else [])
+        files = [resolve_path(cell, sheet_path) for _, cell in named]
+        for f, (what, _) in zip(files, named, strict=True):
             if not f.exists():
                 raise CaseError(row["patient_id"], str(f), f"{what} file not found",
                                 "correct the path in the cohort sheet")
         return files
 
-    key_opts = {**opts, "dicom_code": file_sha256(dicom.__file__)}  # the per-case cache key covers dicom.py too
-    return run_stage(rows, "ingest", lambda r: ingest_case(r, sheet_path, paths, opts), inputs, paths,
-                     __file__, key_opts, strict)
+    # the per-case cache key covers dicom.py and the sequence list too
+    key_opts = {**opts, "dicom_code": file_sha256(dicom.__file__), **({"sequences": list(sequences)}
+                                                                     if sequences else {})}
+    return run_stage(rows, "ingest", lambda r: ingest_case(r, sheet_path, paths, opts, list(sequences)), inputs,
+                     paths, __file__, key_opts, strict)
 
 
 def dicom_to_nifti(series_dir: Path, rtstruct: Path | None, roi_pattern: str, out_image: Path,

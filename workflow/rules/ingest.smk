@@ -1,8 +1,11 @@
 # Ingest: per-centre clinical tables, and per shard: read, check and canonicalise images and masks.
+from mcrad.cohort import sequence_inputs
 
 # MR Nyul standardisation (preprocess.smk): preprocess waits for a fit over all training cases' ingest, so ingest
 # cannot share the per-shard job group with preprocess then.
 NYUL = (CFG["preprocess"]["modality"], CFG["preprocess"]["mr_normalise"]) == ("MR", "nyul")
+# multi-sequence MRI: the other sequences' files of each patient (sheet columns image_<SEQ>, mask_<SEQ>)
+SEQUENCE_FILES = sequence_inputs(PLAN.sheet, CFG) if not PLAN.synthetic else {}
 
 
 rule cohort_tables:
@@ -24,7 +27,8 @@ rule cohort_tables:
 rule ingest:
     input:
         sheet=PLAN.sheet,
-        files=lambda w: [f for p in PLAN.shards[w.shard] for f in PLAN.case_files.get(p, [])],
+        files=lambda w: [f for p in PLAN.shards[w.shard]
+                         for f in PLAN.case_files.get(p, []) + SEQUENCE_FILES.get(p, [])],
     output:
         PATHS.shard_table("ingest", "{shard}"),
     params:

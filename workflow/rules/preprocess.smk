@@ -1,5 +1,5 @@
-# Preprocess: crop, resample and clip (CT) or N4 + normalise (MR) each case of a shard; see
-# workflow/mcrad/preprocess.py. MR Nyul standardisation is learned on the training centre(s) only (like ComBat).
+# Preprocess: crop, resample and clip (CT) or N4 + normalise (MR) each case of a shard, and register further MR
+# sequences (cohort.sequences) to the reference; see workflow/mcrad/preprocess.py. MR Nyul standardisation is learned on the training centre(s) only (like ComBat).
 
 
 rule nyul_fit:
@@ -27,6 +27,8 @@ rule preprocess:
     params:
         code=code_hash("preprocess", "cases"),
         opts=options(CFG, "preprocess"),
+        sequences=",".join(CFG["cohort"]["sequences"]),
+        seed=CFG["study"]["seed"],
         root=ROOT,
     group:
         "cases"
@@ -35,5 +37,19 @@ rule preprocess:
     benchmark:
         PATHS.root / "benchmarks" / "preprocess" / "{shard}.tsv"
     shell:
-        "{MCRAD} preprocess --shard {input.shard:q} --options {params.opts:q} --root {params.root:q} {STRICT}"
+        "{MCRAD} preprocess --shard {input.shard:q} --options {params.opts:q} --sequences {params.sequences:q}"
+        " --seed {params.seed} --root {params.root:q} {STRICT}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+rule qc_preprocess:
+    input:
+        [PATHS.shard_table("preprocess", s) for s in PLAN.shards],
+    output:
+        PATHS.qc_preprocess,
+    params:
+        code=code_hash(),
+    log:
+        PATHS.log("qc_preprocess"),
+    shell:
+        "{MCRAD} concat --inputs {input:q} --out {output:q} > {log:q} 2>&1"
