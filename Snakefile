@@ -4,7 +4,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config only when no --configfile is given: Snakemake would otherwise deep-merge a user's study
+# config into the demo's, so options the user left out (a prospective centre, say) leaked in from the demo.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -19,9 +23,14 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/harmonise.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/prospective.smk"
+include: "workflow/rules/deep.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         PATHS.report,
+        PATHS.qc_preprocess,
+        DEEP_OUTPUTS,
+        AUTOSEG_OUTPUTS,

@@ -40,10 +40,14 @@ STUDY = {
     "cohort": {"sheet": None, "synthetic": {"centres": 3, "patients_per_centre": [80, 40, 40],
                                              "field_of_view_mm": 56}},
     "design": {"train": ["C1"], "external": ["C2", "C3"]},
-    "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"}],
+    "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"},
+                  {"name": "os", "type": "survival", "column": "os_event", "time": "os_months", "times": [24]}],
     "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]},
     "model": {"outer_folds": 5, "inner_folds": 3},
     "execution": {"shard_size": 20},
+    # a few-second deep stage, so the e2e study has deep/<endpoint>/features_<centre>.tsv for the model stage
+    "deep": {"activate": True, "crop_voxels": 12, "width": 4, "embedding_size": 4, "epochs": 3, "folds": 2,
+             "device": "cpu", "threads": 1},
 }
 
 

@@ -120,3 +120,85 @@ def test_one_standard_error_rule_prefers_the_sparser_model():
     assert one_standard_error(res) == 1
     res["mean_test_score"] = [np.nan] * 3
     assert one_standard_error(res) == 0
+
+
+def brute_force_shapley(f, z: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Interventional Shapley values by enumerating every coalition (exponential: a handful of inputs only)."""
+    from itertools import combinations
+    from math import factorial
+
+    p = len(z)
+
+    def value(coalition):
+        x = background.copy()
+        x[:, list(coalition)] = z[list(coalition)]
+        return f(x).mean()
+
+    phi = np.zeros(p)
+    for j in range(p):
+        others = [k for k in range(p) if k != j]
+        for size in range(p):
+            for s in combinations(others, size):
+                weight = factorial(size) * factorial(p - size - 1) / factorial(p)
+                phi[j] += weight * (value((*s, j)) - value(s))
+    return phi
+
+
+@pytest.mark.parametrize("name", ["radiomics", "nomogram"])
+def test_linear_shap_equals_brute_force_shapley_and_adds_up(name):
+    from mcrad.model import linear_design, linear_shap, shap_summary
+
+    df = data(n=80, seed=4)
+    weak_penalty = {**OPTS, "lasso_C": [10.0]}  # several non-zero coefficients
+    fitted, _ = train_endpoint(df, radiomics_columns(df), CLINICAL, "y", weak_penalty, seed=0)
+    model = fitted[name]["model"]
+    shap = linear_shap(name, model, df)
+    names, Z, coef = linear_design(name, model, df)
+    keep = coef != 0
+    assert keep.sum() >= 2 and shap["feature"].nunique() == keep.sum()
+
+    def linear_predictor(z):
+        full = np.zeros((len(z), len(coef)))
+        full[:, keep] = z
+        return full @ coef
+
+    for i in (0, 7):
+        phi = shap[shap["patient_id"] == df["patient_id"][i]].set_index("feature")["shap"]
+        expected = brute_force_shapley(linear_predictor, Z[i, keep], Z[:, keep])
+        np.testing.assert_allclose(phi.loc[np.asarray(names)[keep]].to_numpy(), expected, atol=1e-10)
+    # efficiency: the values add up to the model's log-odds minus its training mean
+    logit = np.log(model.predict_proba(df)[:, 1] / model.predict_proba(df)[:, 0])
+    total = shap.groupby("patient_id", sort=False)["shap"].sum().loc[df["patient_id"]].to_numpy()
+    np.testing.assert_allclose(total, logit - logit.mean(), atol=1e-8)
+    summary = shap_summary(shap)
+    assert summary["mean_abs_shap"].is_monotonic_decreasing and len(summary) == keep.sum()
+
+
+def test_mrmr_prefers_relevant_features_that_are_not_redundant():
+    from mcrad.model import MRMR
+
+    rng = np.random.default_rng(0)
+    n = 300
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    y = (a + b + 0.5 * rng.normal(size=n) > 0).astype(int)
+    X = np.column_stack([a, a + 0.05 * rng.normal(size=n), b, rng.normal(size=n)])  # 1 is a near copy of 0
+    sel = MRMR(k=2).fit(X, y)
+    assert sorted(sel.keep_.tolist()) in ([0, 2], [1, 2])
+    assert sel.transform(X).shape == (n, 2)
+    assert MRMR(k=10).fit(X, y).keep_.size == 4  # k larger than the features: all of them, no error
+
+
+@pytest.mark.parametrize("selector, classifier", [("mrmr", "logistic"), ("lasso", "svm"), ("mrmr", "rf")])
+def test_selectors_and_classifiers_from_config(selector, classifier):
+    df = data(n=90, seed=2)
+    opts = {**OPTS, "selector": selector, "classifier": classifier, "mrmr_k": [2, 4], "svm_C": [0.1, 1.0],
+            "rf_trees": 25, "rf_max_depth": [2]}
+    runs = [train_endpoint(df, radiomics_columns(df), CLINICAL, "y", opts, seed=1) for _ in range(2)]
+    for name in ("radiomics", "nomogram"):
+        assert pickle.dumps(runs[0][0][name]["model"]) == pickle.dumps(runs[1][0][name]["model"])
+    info = runs[0][0]["radiomics"]["info"]
+    assert "CT_tumour_original_firstorder_f0" in info["selected_features"]
+    from sklearn.metrics import roc_auc_score
+    internal = runs[0][1]
+    rad = internal[internal["model"] == "radiomics"]
+    assert roc_auc_score(rad["label"], rad["score"]) > 0.7

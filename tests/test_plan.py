@@ -12,7 +12,7 @@ def test_synthetic_plan_shards_every_case(demo_config):
 
 
 def test_synthetic_centre_without_role_is_refused(demo_config):
-    demo_config["design"]["external"] = ["C2", "C3"]
+    demo_config["design"].update(external=["C2", "C3"], prospective=[])
     with pytest.raises(ConfigError, match=r"\['C4'\] have no role"):
         plan_study(load_config(demo_config))
 

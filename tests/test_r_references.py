@@ -1,4 +1,4 @@
-"""Our statistics against trusted R implementations on the same numbers (pROC, sva)."""
+"""Our statistics against trusted R implementations on the same numbers (pROC, sva, survival)."""
 import subprocess
 
 import numpy as np
@@ -68,3 +68,25 @@ def test_paired_delong_equals_proc_roc_test(rscript, tmp_path, seed):
     d, ref = proc_reference(rscript, tmp_path, seed, 90)
     diff, p = delong_paired(d["label"].to_numpy(), d["a"].to_numpy(), d["b"].to_numpy())
     assert p == pytest.approx(ref["p_paired"], abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_c_index_variance_and_logrank_equal_r_survival(rscript, tmp_path, seed):
+    from mcrad.model import concordance
+    from mcrad.validate import logrank_p
+
+    rng = np.random.default_rng(seed)
+    risk = np.round(rng.normal(size=70), 1)  # tied risks
+    t = np.round(rng.exponential(np.exp(-0.7 * risk) * 10)) + 1  # tied times, events tied with censorings
+    c = np.round(rng.uniform(3, 25, 70))
+    d = pd.DataFrame({"time": np.minimum(t, c), "event": (t <= c).astype(int), "risk": risk,
+                      "group": (risk >= np.median(risk)).astype(int)})
+    assert d.duplicated(["time"]).any() and d.duplicated(["risk"]).any()
+    d.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    subprocess.run([rscript, "tests/r/concordance.R", tmp_path / "in.tsv", tmp_path / "out.tsv"], check=True)
+    ref = pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[0]
+    c_index, var = concordance(d["time"], d["event"], d["risk"])
+    assert c_index == pytest.approx(ref["c"], abs=1e-9)
+    assert var == pytest.approx(ref["var"], abs=1e-9)
+    p = logrank_p(d["time"].to_numpy(), d["event"].to_numpy(), d["group"].to_numpy() == 1)
+    assert p == pytest.approx(ref["logrank_p"], abs=1e-9)

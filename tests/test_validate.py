@@ -42,6 +42,11 @@ def test_metric_row_counts_at_the_locked_threshold():
     row = metric_row(pred, threshold=0.5, alpha=0.05)
     assert row["sensitivity"] == pytest.approx(2 / 3) and row["specificity"] == pytest.approx(1 / 2)
     assert row["brier"] == pytest.approx(np.mean((pred["score"] - pred["label"]) ** 2))
+    # 3 called positive (2 events), 2 called negative (1 non-event)
+    assert (row["ppv"], row["npv"], row["accuracy"]) == pytest.approx((2 / 3, 1 / 2, 3 / 5))
+    np.testing.assert_allclose([row["ppv_lo"], row["ppv_hi"]], proportion_confint(2, 3, method="wilson"))
+    np.testing.assert_allclose([row["npv_lo"], row["npv_hi"]], proportion_confint(1, 2, method="wilson"))
+    np.testing.assert_allclose([row["acc_lo"], row["acc_hi"]], proportion_confint(3, 5, method="wilson"))
 
 
 def test_one_class_centre_is_reported_not_dropped():
@@ -102,3 +107,23 @@ def test_paired_comparisons_cover_every_model_pair_per_centre():
     out = paired_comparisons(pd.concat(rows))
     assert len(out) == 4 * 3  # T, E1, E2, pooled x 3 pairs
     assert out["p_delong"].between(0, 1).all()
+
+
+def test_reader_read_is_compared_like_a_model():
+    from mcrad.errors import McradError
+    from mcrad.validate import paired_comparisons, reader_predictions
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 40)
+    cohort = pd.DataFrame({"patient_id": [f"E{i}" for i in range(40)], "centre": "E", "y": y,
+                           "read": np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 40), 0, 1).round(2)})
+    ep = {"name": "y", "column": "y"}
+    reads = reader_predictions(cohort, ep, "read")
+    assert list(reads.columns) == ["patient_id", "centre", "model", "label", "score"]
+    assert (reads["model"] == "reader").all() and reads["label"].tolist() == y.tolist()
+    model = reads.assign(model="radiomics", score=rng.random(40))
+    paired = paired_comparisons(pd.concat([model, reads]).assign(stage="external"))
+    assert paired[["model_a", "model_b"]].values.tolist() == [["radiomics", "reader"]]
+    cohort.loc[3, "read"] = np.nan  # a blank cell
+    with pytest.raises(McradError, match="E3.*no numeric reader score"):
+        reader_predictions(cohort, ep, "read")

@@ -65,7 +65,29 @@ def cmd_ingest(a: argparse.Namespace) -> None:
 
     cfg = _json(a.config)
     sheet = load_sheet(a.sheet, cfg, check_files=False)  # a missing file quarantines one case, not the study
-    _write_tsv(ingest_shard(sheet, Path(a.sheet), a.patients.split(","), _paths(a.root), a.strict), a.out)
+    _write_tsv(ingest_shard(sheet, Path(a.sheet), a.patients.split(","), _paths(a.root), a.strict, cfg["ingest"],
+                            cfg["cohort"]["sequences"]), a.out)
+
+
+def cmd_dicom2nifti(a: argparse.Namespace) -> None:
+    from mcrad.ingest import dicom_to_nifti
+
+    if (a.rtstruct is None) != (a.out_mask is None):
+        raise McradError("give both --rtstruct and --out-mask, or neither")
+    rtstruct, out_mask = (Path(a.rtstruct), Path(a.out_mask)) if a.rtstruct else (None, None)
+    for warning in dicom_to_nifti(Path(a.series), rtstruct, a.roi, Path(a.out_image), out_mask):
+        print(f"mcrad: warning: {warning}", file=sys.stderr)
+    print(f"wrote {a.out_image}" + (f" and {a.out_mask}" if out_mask else ""))
+
+
+def cmd_nyul_fit(a: argparse.Namespace) -> None:
+    from mcrad.cases import read_shard
+    from mcrad.preprocess import nyul_fit_study
+
+    rows = pd.concat([read_shard(f) for f in a.shards], ignore_index=True)
+    fit = nyul_fit_study(rows, _json(a.options), _paths(a.root))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(fit, indent=1) + "\n")
 
 
 def cmd_case_stage(a: argparse.Namespace) -> None:
@@ -73,15 +95,16 @@ def cmd_case_stage(a: argparse.Namespace) -> None:
 
     rows = read_shard(a.shard)
     opts, paths = _json(a.options), _paths(a.root)
+    sequences = a.sequences.split(",") if getattr(a, "sequences", "") else []
     if a.command == "preprocess":
         from mcrad.preprocess import preprocess_shard as run
-        out = run(rows, opts, paths, a.strict)
+        out = run(rows, opts, paths, a.strict, sequences, a.seed)
     elif a.command == "segment":
         from mcrad.segment import segment_shard as run
         out = run(rows, opts, paths, a.strict)
     else:
         from mcrad.features import features_shard
-        out = features_shard(rows, opts, _json(a.segment_options), paths, a.strict)
+        out = features_shard(rows, opts, _json(a.segment_options), paths, a.strict, sequences)
     _write_tsv(out, a.out)
 
 
@@ -89,9 +112,31 @@ def cmd_gather(a: argparse.Namespace) -> None:
     from mcrad.cases import read_shard
     from mcrad.features import gather
 
-    ok, quarantined = gather([read_shard(p) for p in a.shards])
+    ok, quarantined, flags = gather([read_shard(p) for p in a.shards])
     _write_tsv(ok, a.out)
     _write_tsv(quarantined, a.quarantine)
+    if a.flags:
+        _write_tsv(flags, a.flags)
+
+
+def cmd_robustness(a: argparse.Namespace) -> None:
+    from mcrad.features import robustness_study
+
+    features = pd.concat([_read_tsv(p) for p in a.features], ignore_index=True)
+    _write_tsv(robustness_study(features, _json(a.options), _json(a.segment_options), _paths(a.root), a.seed,
+                                a.sequences.split(",") if a.sequences else []), a.out)
+
+
+def cmd_extract(a: argparse.Namespace) -> None:
+    from mcrad.features import extract_single
+
+    extract_single(a.image, a.mask, a.params, a.prefix).to_csv(a.out, index=False)
+
+
+def cmd_ibsi_report(a: argparse.Namespace) -> None:
+    from mcrad.features import ibsi_report
+
+    Path(a.out).write_text(ibsi_report(a.phantom, a.params))
 
 
 def cmd_concat(a: argparse.Namespace) -> None:
@@ -168,10 +213,18 @@ def cmd_train(a: argparse.Namespace) -> None:
     features = _read_tsv(a.features)
     cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
     radiomics_columns = [c for c in features.columns if c not in m.META]
+    if a.robustness:  # features.robustness: drop contour-sensitive features before any model sees them
+        robustness = _read_tsv(a.robustness)
+        dropped = set(robustness.loc[~robustness["kept"].astype(bool), "feature"])
+        radiomics_columns = [c for c in radiomics_columns if c not in dropped]
     df = m.training_table(features, cohort, endpoint["column"])
     clinical = cfg["cohort"]["clinical"]
-    fitted, internal = m.train_endpoint(df, radiomics_columns, clinical, endpoint["column"], cfg["model"],
-                                        cfg["study"]["seed"])
+    if endpoint.get("type") == "survival":
+        fitted, internal = m.train_survival(df, radiomics_columns, clinical, endpoint["time"], endpoint["column"],
+                                            cfg["model"], cfg["study"]["seed"])
+    else:
+        fitted, internal = m.train_endpoint(df, radiomics_columns, clinical, endpoint["column"], cfg["model"],
+                                            cfg["study"]["seed"])
     y = df[endpoint["column"]]
     training = {"centres": cfg["design"]["train"], "n": int(len(y)), "events": int(y.sum()),
                 "seed": cfg["study"]["seed"], "options": cfg["model"]}
@@ -180,32 +233,191 @@ def cmd_train(a: argparse.Namespace) -> None:
     _write_tsv(internal, a.internal)
 
 
-def cmd_validate(a: argparse.Namespace) -> None:
-    from mcrad import validate as v
-    from mcrad.model import MODELS, load_bundle
+def cmd_train_fusion(a: argparse.Namespace) -> None:
+    from mcrad import model as m
 
     cfg = _json(a.config)
     endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
-    label, alpha = endpoint["column"], cfg["validate"]["alpha"]
+    deep = pd.concat([_read_tsv(p) for p in a.deep], ignore_index=True)
+    features = m.join_deep(_read_tsv(a.features), deep, "training centre deep features")
+    cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
+    # the same radiomics columns as the locked radiomics model (after any robustness filter)
+    radiomics_columns = m.load_bundle(Path(a.radiomics_bundle))[1]["features"]
+    df = m.training_table(features, cohort, endpoint["column"])
+    fitted, internal = m.train_fusion(df, radiomics_columns, endpoint["column"], cfg["model"], cfg["study"]["seed"])
+    y = df[endpoint["column"]]
+    training = {"centres": cfg["design"]["train"], "n": int(len(y)), "events": int(y.sum()),
+                "seed": cfg["study"]["seed"], "options": cfg["model"]}
+    for name, entry in fitted.items():
+        m.save_bundle(Path(a.out_dir) / name, name, entry, entry["features"], [], endpoint, training)
+    _write_tsv(internal, a.internal)
+
+
+def cmd_explain(a: argparse.Namespace) -> None:
+    from mcrad import model as m
+
+    cfg = _json(a.config)
+    endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
+    cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
+    df = m.training_table(_read_tsv(a.features), cohort, endpoint["column"])
+    frames = []
+    for name in ("radiomics", "nomogram"):
+        try:
+            frames.append(m.linear_shap(name, m.load_bundle(Path(a.models_dir) / name)[0], df).assign(model=name))
+        except ValueError as exc:  # exact linear SHAP only; a random forest gets its importances in meta.json
+            print(f"explain: no SHAP values for {name}: {exc}")
+    shap = pd.concat(frames, ignore_index=True)[["model", "patient_id", "feature", "value", "shap"]]
+    _write_tsv(shap, a.out)
+    _write_tsv(pd.concat([m.shap_summary(f).assign(model=f["model"].iloc[0]) for f in frames if len(f)],
+                         ignore_index=True).reindex(columns=["model", "feature", "mean_abs_shap"]),
+               a.summary)
+
+
+def cmd_validate(a: argparse.Namespace) -> None:
+    from mcrad import validate as v
+    from mcrad.model import MODELS, join_deep, load_bundle
+
+    cfg = _json(a.config)
+    endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
+    alpha, survival = cfg["validate"]["alpha"], endpoint.get("type") == "survival"
     cohorts = [_read_tsv(p) for p in a.cohort]
-    thresholds = {name: load_bundle(Path(a.models_dir) / name)[1]["threshold"] for name in MODELS}
+    models = a.models or list(MODELS)
+    thresholds = {name: load_bundle(Path(a.models_dir) / name)[1]["threshold"] for name in models}
+    columns = ["patient_id", "centre", "stage", "model", "label", *(["time"] if survival else []), "score"]
+    deep = [_read_tsv(p) for p in a.deep] if a.deep else [None] * len(cohorts)
 
     def score(feature_files: list[str]) -> pd.DataFrame:
-        scored = [v.score_bundle(Path(a.models_dir) / name, _read_tsv(f), cohort, label).assign(stage="external")
-                  for name in MODELS for f, cohort in zip(feature_files, cohorts, strict=True)]
-        columns = ["patient_id", "centre", "stage", "model", "label", "score"]
+        tables = [_read_tsv(f) if d is None else join_deep(_read_tsv(f), d, f"deep features for {f}")
+                  for f, d in zip(feature_files, deep, strict=True)]
+        scored = [v.score_bundle(Path(a.models_dir) / name, t, cohort, endpoint).assign(stage="external")
+                  for name in models for t, cohort in zip(tables, cohorts, strict=True)]
         return pd.concat(scored, ignore_index=True)[columns] if scored else pd.DataFrame(columns=columns)
 
-    predictions = pd.concat([_read_tsv(a.internal), score(a.features)], ignore_index=True)
+    internal = pd.concat([_read_tsv(p) for p in a.internal], ignore_index=True)
+    predictions = pd.concat([internal, score(a.features)], ignore_index=True)
+    if cfg["validate"].get("reader") and not survival and cohorts:  # a radiologist's read, compared the same way
+        reads = [v.reader_predictions(c, endpoint, cfg["validate"]["reader"]) for c in cohorts]
+        predictions = pd.concat([predictions, *(r.assign(stage="external")[columns] for r in reads)],
+                                ignore_index=True)
+        thresholds["reader"] = cfg["validate"]["reader_threshold"]
     _write_tsv(predictions, a.predictions)
-    _write_tsv(v.summarise(predictions, thresholds, alpha), a.metrics)
-    _write_tsv(v.paired_comparisons(predictions), a.paired)
+
+    def summarise(pred: pd.DataFrame) -> pd.DataFrame:  # survival: C-index, locked risk groups, td-AUC
+        if survival:
+            return v.summarise_survival(pred, thresholds, alpha, endpoint["times"])
+        return v.summarise(pred, thresholds, alpha)
+
+    _write_tsv(summarise(predictions), a.metrics)
+    # paired DeLong tests compare AUCs: binary endpoints only (a survival endpoint gets the empty table)
+    _write_tsv(v.paired_comparisons(predictions.iloc[:0] if survival else predictions), a.paired)
     if a.comparison:
         external = predictions[predictions["stage"] == "external"]
-        both = pd.concat([v.summarise(external, thresholds, alpha).assign(harmonisation="combat"),
-                          v.summarise(score(a.raw_features), thresholds, alpha).assign(harmonisation="none")],
-                         ignore_index=True)
+        both = pd.concat([summarise(external).assign(harmonisation="combat"),
+                          summarise(score(a.raw_features)).assign(harmonisation="none")], ignore_index=True)
         _write_tsv(both.sort_values(["model", "centre", "harmonisation"], kind="stable"), a.comparison[0])
+
+
+def _deep_opts(a: argparse.Namespace) -> dict:
+    # crops reaching outside the preprocessed image are filled with its lowest intensity (air)
+    return {**_json(a.options), "fill_value": float(_json(a.preprocess)["intensity_clip"][0])}
+
+
+def cmd_deep_train(a: argparse.Namespace) -> None:
+    from mcrad import deep
+
+    opts = _deep_opts(a)
+    deep.setup_determinism(a.seed, a.threads or opts["threads"])
+    device = deep.select_device(opts["device"])
+    paths = _paths(a.root)
+    rows = pd.concat([_read_tsv(p) for p in a.shards], ignore_index=True)
+    cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
+    items, missing = deep.attach_labels(deep.case_items(rows, paths), cohort, a.column)
+    if missing:
+        print(f"deep: {len(missing)} case(s) without a {a.column} label left out of training: {missing}")
+    net, table, curves, summary = deep.train_endpoint(items, opts, a.seed, device)
+    print(f"deep: {summary}")
+    deep.save_network(net, opts, summary, Path(a.out_dir))
+    _write_tsv(curves, a.curves)
+    for centre, out, cam in zip(a.centres, a.out, a.gradcam, strict=True):
+        _write_tsv(table[table["centre"] == centre], out)
+        deep.write_gradcam(net, [it for it in items if it["centre"] == centre], opts, Path(cam), device)
+
+
+def cmd_deep_score(a: argparse.Namespace) -> None:
+    from mcrad import deep
+
+    device = deep.select_device(_json(a.options)["device"])
+    net, opts = deep.load_network(Path(a.model_dir), device)
+    deep.setup_determinism(a.seed, a.threads or opts["threads"])
+    items = deep.case_items(pd.concat([_read_tsv(p) for p in a.shards], ignore_index=True), _paths(a.root))
+    _write_tsv(deep.score_items(net, items, opts, a.seed, device), a.out)
+    deep.write_gradcam(net, items, opts, Path(a.gradcam), device)
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    from mcrad.model import join_deep
+    from mcrad.prospective import predict
+
+    features = pd.concat([_read_tsv(p) for p in a.features], ignore_index=True)
+    if a.deep:  # deep and fusion bundles read deep_score / deep_emb_* columns
+        features = join_deep(features, pd.concat([_read_tsv(p) for p in a.deep], ignore_index=True))
+    clinical = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True) if a.cohort else None
+    _write_tsv(predict([Path(b) for b in a.bundle], features, clinical), a.out)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from mcrad.prospective import evaluate
+
+    cfg = _json(a.config)
+    endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
+    outcomes = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
+    metrics, paired = evaluate(_read_tsv(a.predictions), outcomes, endpoint, cfg["validate"]["alpha"])
+    _write_tsv(metrics, a.out)
+    if a.paired:
+        _write_tsv(paired, a.paired)
+
+
+def cmd_autoseg_train(a: argparse.Namespace) -> None:
+    import torch
+
+    from mcrad import deep, segment
+
+    opts = _json(a.options)
+    deep.setup_determinism(a.seed, opts["threads"])
+    device = deep.select_device(opts["device"])
+    rows = pd.concat([_read_tsv(p) for p in a.shards], ignore_index=True)
+    cases = [(pid, img, msk) for pid, _, img, msk in segment.autoseg_cases(rows, _paths(a.root))]
+    net, losses = segment.train_autoseg(cases, opts, a.seed, device)
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, out / "unet.pt")
+    (out / "unet.json").write_text(json.dumps({"options": opts, "cases": len(cases), "losses": losses}, indent=1)
+                                   + "\n")
+    print(f"autoseg: UNet trained on {len(cases)} cases, final DiceCE loss {losses[-1]:.4f}")
+
+
+def cmd_autoseg_predict(a: argparse.Namespace) -> None:
+    import torch
+
+    from mcrad import deep, segment
+
+    meta = json.loads((Path(a.model_dir) / "unet.json").read_text())
+    opts = meta["options"]
+    deep.setup_determinism(a.seed, opts["threads"])
+    device = deep.select_device(opts["device"])
+    net = segment._unet(opts)
+    net.load_state_dict(torch.load(Path(a.model_dir) / "unet.pt", map_location="cpu", weights_only=True))
+    rows = pd.concat([_read_tsv(p) for p in a.shards], ignore_index=True)
+    paths = _paths(a.root)
+    _write_tsv(segment.autoseg_centre(net.to(device).eval(), segment.autoseg_cases(rows, paths), opts, paths,
+                                      device), a.out)
+
+
+def cmd_autoseg_summary(a: argparse.Namespace) -> None:
+    from mcrad import segment
+
+    per_case = pd.concat([_read_tsv(p) for p in a.inputs], ignore_index=True)
+    _write_tsv(segment.dice_summary(per_case, a.train), a.out)
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -246,12 +458,31 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_ingest)
 
+    s = sub.add_parser("dicom2nifti", help="one DICOM series (+ RTSTRUCT ROI) to NIfTI, with the ingest checks")
+    s.add_argument("--series", required=True, help="folder holding one DICOM image series")
+    s.add_argument("--rtstruct", default=None, help="RTSTRUCT .dcm drawn on that series")
+    s.add_argument("--roi", default="GTV.*", help="regex (full match, case-insensitive); matching ROIs are united")
+    s.add_argument("--out-image", required=True)
+    s.add_argument("--out-mask", default=None)
+    s.set_defaults(func=cmd_dicom2nifti)
+
+    s = sub.add_parser("nyul-fit", help="learn MR Nyul standard landmarks on the training centre's ingest shards")
+    s.add_argument("--shards", nargs="+", required=True, help="the training centre(s)' ingest shard tables")
+    s.add_argument("--options", required=True, help="JSON: the config's preprocess section")
+    s.add_argument("--root", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_nyul_fit)
+
     for name in ("preprocess", "segment", "features"):
         s = sub.add_parser(name, help=f"{name} the cases of a shard")
         s.add_argument("--shard", required=True, help="the previous stage's shard table")
         s.add_argument("--options", required=True, help=f"JSON: the config's {name} section")
         if name == "features":
             s.add_argument("--segment-options", required=True)
+        if name in ("preprocess", "features"):
+            s.add_argument("--sequences", default="", help="cohort.sequences, comma-separated (empty: one image)")
+        if name == "preprocess":
+            s.add_argument("--seed", type=int, required=True, help="study.seed (registration sampling)")
         s.add_argument("--root", required=True)
         s.add_argument("--strict", action="store_true")
         s.add_argument("--out", required=True)
@@ -261,7 +492,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shards", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--quarantine", required=True)
+    s.add_argument("--flags", default=None, help="write the per-case feature-class QC flags (NaN reasons) here")
     s.set_defaults(func=cmd_gather)
+
+    s = sub.add_parser("extract", help="pyradiomics features of one image and mask (one-row CSV, plus qc_flags)")
+    s.add_argument("--image", required=True)
+    s.add_argument("--mask", required=True)
+    s.add_argument("--params", required=True, help="pyradiomics parameter file (YAML)")
+    s.add_argument("--prefix", default="CT_tumour", help="<sequence>_<roi> prefix of the feature names")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("ibsi-report", help="IBSI 1 digital phantom check; writes docs/ibsi_compliance.md")
+    s.add_argument("--phantom", default="../shared/data/ibsi1_digital_phantom")
+    s.add_argument("--params", default="config/radiomics/ibsi.yaml")
+    s.add_argument("--out", default="docs/ibsi_compliance.md")
+    s.set_defaults(func=cmd_ibsi_report)
 
     s = sub.add_parser("concat", help="concatenate TSV tables")
     s.add_argument("--inputs", nargs="+", required=True)
@@ -316,21 +562,121 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cohort", nargs="+", required=True)
     s.add_argument("--out-dir", required=True)
     s.add_argument("--internal", required=True)
+    s.add_argument("--robustness", default=None, help="features/robustness.tsv: train only on features kept there")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("robustness", help="ICC(3,1) of each feature under ROI perturbations (training centre)")
+    s.add_argument("--features", nargs="+", required=True, help="training centres' raw feature tables")
+    s.add_argument("--options", required=True, help="JSON: the config's features section")
+    s.add_argument("--segment-options", required=True)
+    s.add_argument("--sequences", default="", help="cohort.sequences, comma-separated (empty: one image)")
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_robustness)
+
+    s = sub.add_parser("train-fusion", help="stage 1: deep and fusion models of one binary endpoint")
+    s.add_argument("--config", required=True)
+    s.add_argument("--endpoint", required=True)
+    s.add_argument("--features", required=True, help="training-centre radiomics features")
+    s.add_argument("--deep", nargs="+", required=True, help="training centres' deep feature tables")
+    s.add_argument("--cohort", nargs="+", required=True)
+    s.add_argument("--radiomics-bundle", required=True, help="the locked radiomics bundle (its feature list)")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--internal", required=True)
+    s.set_defaults(func=cmd_train_fusion)
+
+    s = sub.add_parser("explain", help="SHAP values of the locked radiomics and nomogram models on training data")
+    s.add_argument("--config", required=True)
+    s.add_argument("--endpoint", required=True)
+    s.add_argument("--models-dir", required=True)
+    s.add_argument("--features", required=True, help="training-centre features")
+    s.add_argument("--cohort", nargs="+", required=True, help="training centres' cohort tables")
+    s.add_argument("--out", required=True, help="per-patient SHAP values (long table)")
+    s.add_argument("--summary", required=True, help="per-feature mean |SHAP|")
+    s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("validate", help="stage 2: score external centres with the locked bundles")
     s.add_argument("--config", required=True)
     s.add_argument("--endpoint", required=True)
     s.add_argument("--models-dir", required=True)
-    s.add_argument("--internal", required=True)
+    s.add_argument("--models", nargs="*", default=[], help="model names (default: clinical radiomics nomogram)")
+    s.add_argument("--internal", nargs="+", required=True, help="out-of-fold training predictions")
     s.add_argument("--features", nargs="*", default=[])
     s.add_argument("--cohort", nargs="*", default=[])
+    s.add_argument("--deep", nargs="*", default=[], help="deep feature tables, one per --features table")
     s.add_argument("--raw-features", nargs="*", default=[], help="the same centres without ComBat")
     s.add_argument("--comparison", nargs="*", default=[], help="write external metrics with and without ComBat here")
     s.add_argument("--metrics", required=True)
     s.add_argument("--predictions", required=True)
     s.add_argument("--paired", required=True, help="paired DeLong tests between models")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("deep-train", help="deep stage: CV deep scores and the final network of one endpoint")
+    s.add_argument("--options", required=True, help="JSON: the config's deep section")
+    s.add_argument("--preprocess", required=True, help="JSON: the config's preprocess section")
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: deep.threads)")
+    s.add_argument("--column", required=True, help="endpoint column (0/1) of the cohort tables")
+    s.add_argument("--shards", nargs="+", required=True, help="segment shard tables of the training centre(s)")
+    s.add_argument("--cohort", nargs="+", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--centres", nargs="+", required=True)
+    s.add_argument("--out", nargs="+", required=True, help="one deep features table per --centres")
+    s.add_argument("--gradcam", nargs="+", required=True, help="one Grad-CAM folder per --centres")
+    s.add_argument("--out-dir", required=True, help="folder of the final network (network.pt, network.json)")
+    s.add_argument("--curves", required=True)
+    s.set_defaults(func=cmd_deep_train)
+
+    s = sub.add_parser("deep-score", help="deep stage: score one centre with the final network")
+    s.add_argument("--options", required=True, help="JSON: the config's deep section (device)")
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: deep.threads)")
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--gradcam", required=True)
+    s.set_defaults(func=cmd_deep_score)
+
+    s = sub.add_parser("predict", help="stage 3: score a new cohort with locked bundles, no labels needed")
+    s.add_argument("--bundle", nargs="+", required=True, help="bundle folder(s) (models/<endpoint>/<model>)")
+    s.add_argument("--features", nargs="+", required=True, help="feature table(s) of the new cohort")
+    s.add_argument("--cohort", nargs="*", default=[], help="clinical table(s); only cohort.clinical columns are read")
+    s.add_argument("--deep", nargs="*", default=[], help="deep feature table(s), for deep and fusion bundles")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("evaluate", help="stage 3: metrics of `mcrad predict` output once the labels arrive")
+    s.add_argument("--config", required=True, help="JSON: endpoints and validate sections")
+    s.add_argument("--endpoint", required=True)
+    s.add_argument("--predictions", required=True, help="`mcrad predict` output")
+    s.add_argument("--cohort", nargs="+", required=True, help="table(s) with patient_id and the endpoint columns")
+    s.add_argument("--out", required=True)
+    s.add_argument("--paired", default=None, help="also write paired DeLong tests between models here")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("autoseg-train", help="auto-segmentation: train the UNet on the training centre's masks")
+    s.add_argument("--options", required=True, help="JSON: the config's deep section (with autoseg)")
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--shards", nargs="+", required=True, help="preprocess shard tables of the training centre(s)")
+    s.add_argument("--root", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=cmd_autoseg_train)
+
+    s = sub.add_parser("autoseg-predict", help="auto-segmentation: masks and Dice of one centre's cases")
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_autoseg_predict)
+
+    s = sub.add_parser("autoseg-summary", help="auto-segmentation: Dice per centre")
+    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--train", nargs="+", required=True, help="training centres")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_autoseg_summary)
 
     s = sub.add_parser("report", help="write the multicentre validation report")
     s.add_argument("--config", required=True)

@@ -50,11 +50,19 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
     if both:
         raise ConfigError(f"design: centre(s) {sorted(both)} are listed as both train and external; "
                           "a centre plays one stage only.")
+    for role in ("train", "external"):
+        overlap = set(design[role]) & set(design["prospective"])
+        if overlap:
+            raise ConfigError(f"design: centre(s) {sorted(overlap)} are listed as both {role} and prospective; "
+                              "a centre plays one stage only.")
     clinical = {c["name"] for c in cfg["cohort"]["clinical"]}
     for ep in cfg["endpoints"]:
         if ep["column"] in clinical:
             raise ConfigError(f"endpoint {ep['name']!r}: column {ep['column']!r} is also a clinical predictor; "
                               "an outcome cannot be used to predict itself.")
+        if (ep["type"] == "survival") != bool(ep.get("time")):
+            raise ConfigError(f"endpoint {ep['name']!r}: a survival endpoint needs `time` (the follow-up column) "
+                              "and `column` (the event, 1 = event); a binary endpoint takes no `time`.")
     endpoint_columns = {ep["column"] for ep in cfg["endpoints"]}
     for cov in cfg["harmonise"]["covariates"]:
         if cov in endpoint_columns:
@@ -68,6 +76,17 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("harmonise.compare needs a single training centre: with several, ComBat changes the "
                           "training features and a no-ComBat comparison would need models of its own. "
                           "Fix: set harmonise.compare: false.")
+    seqs, pre = cfg["cohort"]["sequences"], cfg["preprocess"]
+    if len(seqs) == 1:
+        raise ConfigError(f"cohort.sequences {seqs} names one sequence; list the reference and at least one more "
+                          "(e.g. [T1, T2]), or leave it empty for one image per case.")
+    if seqs and cfg["cohort"]["sheet"] is None:
+        raise ConfigError("cohort.sequences needs a cohort sheet (the synthetic demo cohort has one image per "
+                          "case). Fix: set cohort.sheet, or cohort.sequences: [].")
+    if seqs and (pre["modality"] != "MR" or pre["mr_normalise"] == "nyul"):
+        raise ConfigError(f"cohort.sequences {seqs} needs preprocess.modality MR with mr_normalise zscore or none "
+                          f"(got {pre['modality']}, {pre['mr_normalise']}): Nyul landmarks are learned for the "
+                          "reference sequence only.")
     names = [ep["name"] for ep in cfg["endpoints"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"endpoints: names must be unique, got {names}")
@@ -122,6 +141,11 @@ class Paths:
     def qc_ingest(self) -> Path:
         return self.root / "qc" / "ingest.tsv"
 
+    @property
+    def qc_preprocess(self) -> Path:
+        """Per case: the ingest QC columns plus preprocessing (size, ROI voxels, registration MI and Dice)."""
+        return self.root / "qc" / "preprocess.tsv"
+
     def quarantine_centre(self, centre: str) -> Path:
         return self.root / "qc" / "quarantine" / f"{centre}.tsv"
 
@@ -132,9 +156,24 @@ class Paths:
     def raw_features(self, centre: str | None = None) -> Path:
         return self.root / "features" / ("raw.tsv" if centre is None else f"raw/{centre}.tsv")
 
+    def feature_flags(self, centre: str | None = None) -> Path:
+        """Per case and feature class: why a feature is NaN (ROI too small, flat region, pyradiomics NaN)."""
+        return self.root / "qc" / ("feature_flags.tsv" if centre is None else f"feature_flags/{centre}.tsv")
+
+    def robustness_case(self, centre: str, patient_id: str) -> Path:
+        return self.case_dir(centre, patient_id) / "robustness" / "features.tsv"
+
+    @property
+    def robustness(self) -> Path:
+        return self.root / "features" / "robustness.tsv"
+
     @property
     def harmoniser(self) -> Path:
         return self.root / "harmonise" / "combat.json"
+
+    @property
+    def nyul_standard(self) -> Path:
+        return self.root / "preprocess" / "nyul.json"
 
     @property
     def harmonised_features(self) -> Path:
@@ -171,6 +210,36 @@ class Paths:
 
     def predictions(self, endpoint: str) -> Path:
         return self.root / "validation" / endpoint / "predictions.tsv"
+
+    def internal_predictions_fusion(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint / "internal_predictions_fusion.tsv"
+
+    def shap(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint / "shap_values.tsv"
+
+    def shap_summary(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint / "shap_summary.tsv"
+
+    # stage 3: the held-back centres, scored without labels, evaluated once labels arrive
+    def prospective_predictions(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "prospective_predictions.tsv"
+
+    def prospective_metrics(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "prospective_metrics.tsv"
+
+    def prospective_paired(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint / "prospective_paired_delong.tsv"
+
+    # deep stage (MONAI): per-endpoint, per-centre deep_score + penultimate embeddings
+    def deep_features(self, endpoint: str, centre: str) -> Path:
+        return self.root / "deep" / endpoint / f"features_{centre}.tsv"
+
+    def deep_dir(self, endpoint: str) -> Path:
+        return self.root / "deep" / endpoint
+
+    @property
+    def autoseg_dice(self) -> Path:
+        return self.root / "segment" / "autoseg_dice.tsv"
 
     @property
     def report(self) -> Path:

@@ -43,7 +43,8 @@ def univariate_auc(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 class CorrelationFilter(TransformerMixin, BaseEstimator):
     """Keep one feature per group of features whose |Pearson r| exceeds `threshold`: the one most related to
-    the outcome (univariate |AUC - 0.5| on the data it is fitted on, so inside CV it never sees test folds)."""
+    the outcome (univariate |AUC - 0.5|, or |C - 0.5| for survival y, on the data it is fitted on, so inside
+    CV it never sees test folds)."""
 
     def __init__(self, threshold: float = 0.9):
         self.threshold = threshold
@@ -54,7 +55,10 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
             r = np.abs(np.corrcoef(X, rowvar=False)) if X.shape[1] > 1 else np.zeros((1, 1))
         r = np.nan_to_num(np.atleast_2d(r), nan=0.0)
         order = np.arange(X.shape[1])
-        if y is not None and len(np.unique(y)) == 2:
+        if y is not None and is_survival(y):
+            relevance = np.nan_to_num(np.abs(univariate_concordance(X, np.asarray(y, float)) - 0.5))
+            order = np.argsort(-relevance, kind="stable")
+        elif y is not None and len(np.unique(y)) == 2:
             relevance = np.abs(univariate_auc(X, np.asarray(y)) - 0.5)
             order = np.argsort(-relevance, kind="stable")
         keep: list[int] = []
@@ -101,17 +105,86 @@ def clinical_preprocessor(clinical: list[dict]) -> ColumnTransformer:
     ], verbose_feature_names_out=False)
 
 
+class MRMR(TransformerMixin, BaseEstimator):
+    """Minimum-redundancy maximum-relevance selection (Ding & Peng 2005; the FCQ form): greedily add the feature
+    with the largest ANOVA F statistic divided by its mean |Pearson r| with the features already chosen."""
+
+    def __init__(self, k: int = 10):
+        self.k = k
+
+    def fit(self, X, y):
+        from sklearn.feature_selection import f_classif
+
+        X = np.asarray(X, float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relevance = np.nan_to_num(f_classif(X, np.asarray(y))[0])
+            r = np.nan_to_num(np.abs(np.corrcoef(X, rowvar=False))) if X.shape[1] > 1 else np.ones((1, 1))
+        chosen = [int(np.argmax(relevance))]
+        while len(chosen) < min(self.k, X.shape[1]):
+            redundancy = np.maximum(np.atleast_2d(r)[:, chosen].mean(axis=1), 1e-12)
+            score = relevance / redundancy
+            score[chosen] = -np.inf
+            chosen.append(int(np.argmax(score)))
+        self.keep_ = np.array(chosen, dtype=int)  # in order of selection
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "keep_")
+        return np.asarray(X, float)[:, self.keep_]
+
+    def get_feature_names_out(self, input_features=None):
+        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
+        return names[self.keep_]
+
+
 def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
-    pipe = Pipeline([
+    """The radiomics model inside its inner-CV search. Default: LASSO logistic (selection and classifier in one,
+    penalty by the one-standard-error rule). Otherwise a selector (LASSO or mRMR) then a classifier (logistic,
+    SVM, random forest), their hyper-parameters searched together for the best inner-CV AUC."""
+    steps = [
         ("impute", SimpleImputer(strategy="median")),
         ("variance", VarianceThreshold(0.0)),
         ("scale", StandardScaler()),
         ("decorrelate", CorrelationFilter(opts["correlation_threshold"])),
-        ("lasso", LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed)),
-    ])
+    ]
     inner = StratifiedKFold(opts["inner_folds"], shuffle=True, random_state=seed)
-    return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring="roc_auc", cv=inner, n_jobs=1,
-                        refit=one_standard_error)
+    selector, classifier = opts.get("selector", "lasso"), opts.get("classifier", "logistic")
+    if selector == "lasso" and classifier == "logistic":
+        pipe = Pipeline([*steps, ("lasso", LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000,
+                                                              random_state=seed))])
+        return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring="roc_auc", cv=inner, n_jobs=1,
+                            refit=one_standard_error)
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.feature_selection import SelectFromModel
+    from sklearn.svm import SVC
+
+    grid: dict[str, list] = {}
+    if selector == "lasso":
+        steps.append(("select", SelectFromModel(LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000,
+                                                                   random_state=seed))))
+        grid["select__estimator__C"] = opts["lasso_C"]
+    else:
+        steps.append(("select", MRMR()))
+        grid["select__k"] = opts["mrmr_k"]
+    if classifier == "logistic":
+        steps.append(("clf", LogisticRegression(max_iter=5000)))
+    elif classifier == "svm":
+        steps.append(("clf", SVC(kernel="linear", probability=True, random_state=seed)))
+        grid["clf__C"] = opts["svm_C"]
+    else:
+        steps.append(("clf", RandomForestClassifier(n_estimators=opts["rf_trees"], random_state=seed, n_jobs=1)))
+        grid["clf__max_depth"] = opts["rf_max_depth"]
+    return GridSearchCV(Pipeline(steps), grid, scoring="roc_auc", cv=inner, n_jobs=1, error_score=np.nan)
+
+
+def margin(est, X) -> np.ndarray:
+    """Rad-score of a fitted radiomics model: its decision function, or the logit of its probability for a
+    classifier without one (random forest)."""
+    if hasattr(est, "decision_function"):
+        return est.decision_function(X)
+    p = np.clip(est.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 class ColumnSubset(TransformerMixin, BaseEstimator):
@@ -138,7 +211,12 @@ class Nomogram(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         cv = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
         Xr = X[self.radiomics_columns]
-        rad_oof = cross_val_predict(clone(self.radiomics), Xr, y, cv=cv, method="decision_function")
+        if hasattr(self.radiomics, "decision_function"):
+            rad_oof = cross_val_predict(clone(self.radiomics), Xr, y, cv=cv, method="decision_function")
+        else:
+            p = np.clip(cross_val_predict(clone(self.radiomics), Xr, y, cv=cv, method="predict_proba")[:, 1],
+                        1e-6, 1 - 1e-6)
+            rad_oof = np.log(p / (1 - p))
         self.radiomics_ = clone(self.radiomics).fit(Xr, y)
         self.clinical_ = clone(self.clinical).fit(X, y)
         self.logit_ = LogisticRegression(max_iter=1000).fit(self._design(rad_oof, X), y)
@@ -149,7 +227,7 @@ class Nomogram(ClassifierMixin, BaseEstimator):
         return np.column_stack([radscore, self.clinical_.transform(X)])
 
     def radscore(self, X: pd.DataFrame) -> np.ndarray:
-        return self.radiomics_.decision_function(X[self.radiomics_columns])
+        return margin(self.radiomics_, X[self.radiomics_columns])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.logit_.predict_proba(self._design(self.radscore(X), X))
@@ -170,6 +248,222 @@ def build_model(name: str, radiomics_columns: list[str], clinical: list[dict], o
         encode = Pipeline([("select", ColumnSubset(clin)), ("encode", clinical_preprocessor(clinical))])
         return Nomogram(radiomics_pipeline(opts, seed), encode, radiomics_columns, opts["inner_folds"], seed)
     raise ValueError(f"unknown model {name!r}")
+
+
+def concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[float, float]:
+    """Harrell's C of a risk score (higher = earlier event) and its infinitesimal-jackknife variance, as R
+    survival::concordance(reverse = TRUE) computes them: a pair is comparable when the earlier time is an
+    event (a censored time tied with an event counts as later), tied risks count 1/2, tied event times are
+    not comparable. O(n^2) memory: fine for cohorts of a few thousand."""
+    t, e, r = np.asarray(time, float), np.asarray(event).astype(bool), np.asarray(risk, float)
+    comparable = e[:, None] & ((t[:, None] < t[None, :]) | ((t[:, None] == t[None, :]) & ~e[None, :]))
+    score = comparable * ((r[:, None] > r[None, :]) + 0.5 * (r[:, None] == r[None, :]))
+    n_pairs = comparable.sum()
+    if n_pairs == 0:
+        return np.nan, np.nan
+    c = score.sum() / n_pairs
+    # derivative of C = N(w)/D(w) with respect to each case weight, at w = 1 (each case is in rows and columns)
+    d_num = score.sum(axis=1) + score.sum(axis=0)
+    d_den = comparable.sum(axis=1) + comparable.sum(axis=0)
+    influence = (d_num - c * d_den) / n_pairs
+    return float(c), float(np.sum(influence ** 2))
+
+
+def univariate_concordance(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """C-index of each column as a risk score for survival y = (time, event) columns."""
+    return np.array([concordance(y[:, 0], y[:, 1], X[:, j])[0] for j in range(X.shape[1])])
+
+
+def is_survival(y) -> bool:
+    return np.ndim(y) == 2
+
+
+class ConcordanceFilter(TransformerMixin, BaseEstimator):
+    """Keep the k features with the strongest univariate concordance |C - 0.5| (survival y, inside CV)."""
+
+    def __init__(self, k: int = 20):
+        self.k = k
+
+    def fit(self, X, y):
+        strength = np.nan_to_num(np.abs(univariate_concordance(np.asarray(X, float), np.asarray(y)) - 0.5))
+        self.keep_ = np.sort(np.argsort(-strength, kind="stable")[:self.k])
+        self.n_features_in_ = np.shape(X)[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "keep_")
+        return np.asarray(X, float)[:, self.keep_]
+
+    def get_feature_names_out(self, input_features=None):
+        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
+        return names[self.keep_]
+
+
+class CoxModel(BaseEstimator):
+    """Penalised Cox proportional hazards (lifelines CoxPHFitter) on a numeric matrix; y = (time, event) columns.
+    Keeps only the coefficients and centring, not the fitter (which stores fit timestamps), so a locked
+    model pickles byte-identically across runs. decision_function is the linear predictor (log hazard)."""
+
+    def __init__(self, penalizer: float = 0.01, l1_ratio: float = 0.0):
+        self.penalizer, self.l1_ratio = penalizer, l1_ratio
+
+    def fit(self, X, y):
+        from lifelines import CoxPHFitter
+
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        cols = [f"x{j}" for j in range(X.shape[1])]
+        data = pd.DataFrame(X, columns=cols).assign(_time=y[:, 0], _event=y[:, 1])
+        cph = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio)
+        cph.fit(data, "_time", "_event")
+        self.coef_ = cph.params_.loc[cols].to_numpy()
+        self.offset_ = float(X.mean(axis=0) @ self.coef_)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        return np.asarray(X, float) @ self.coef_ - self.offset_
+
+
+def survival_splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds stratified by the event indicator."""
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y[:, 1].astype(int)))
+
+
+def out_of_fold_risk(est, X, y: np.ndarray, splits) -> np.ndarray:
+    risk = np.empty(len(y))
+    for train, test in splits:
+        fitted = clone(est).fit(_rows(X, train), y[train])
+        risk[test] = fitted.decision_function(_rows(X, test))
+    return risk
+
+
+def _rows(X, idx):
+    return X.iloc[idx] if isinstance(X, pd.DataFrame) else np.asarray(X)[idx]
+
+
+class CoxSearch(BaseEstimator):
+    """Radiomics Cox pipeline whose penalty (penalizer x l1_ratio grid) maximises the mean inner-CV C-index;
+    ties go to the stronger penalty. Keeps the refitted best pipeline only."""
+
+    def __init__(self, opts: dict, seed: int = 0):
+        self.opts, self.seed = opts, seed
+
+    def pipeline(self, penalizer: float, l1_ratio: float) -> Pipeline:
+        return Pipeline([
+            ("impute", SimpleImputer(strategy="median")),
+            ("variance", VarianceThreshold(0.0)),
+            ("scale", StandardScaler()),
+            ("decorrelate", CorrelationFilter(self.opts["correlation_threshold"])),
+            ("univariate", ConcordanceFilter(self.opts["cox_max_features"])),
+            ("cox", CoxModel(penalizer, l1_ratio)),
+        ])
+
+    def fit(self, X, y):
+        y = np.asarray(y, float)
+        grid = [(p, r) for p in sorted(self.opts["cox_penalizer"], reverse=True) for r in self.opts["cox_l1_ratio"]]
+        scores = np.zeros((len(grid), self.opts["inner_folds"]))
+        for k, (train, test) in enumerate(survival_splits(y, self.opts["inner_folds"], self.seed)):
+            # the filters do not depend on the penalty: fit them once per fold, then only the Cox step per penalty
+            prep = self.pipeline(*grid[0])[:-1].fit(_rows(X, train), y[train])
+            Xtr, Xte = prep.transform(_rows(X, train)), prep.transform(_rows(X, test))
+            for g, (p, r) in enumerate(grid):
+                risk = CoxModel(p, r).fit(Xtr, y[train]).decision_function(Xte)
+                scores[g, k] = concordance(y[test, 0], y[test, 1], risk)[0]
+        mean = np.where(np.isnan(scores).all(axis=1), -np.inf, np.nanmean(np.nan_to_num(scores, nan=0.5), axis=1))
+        best = int(np.argmax(mean))  # first maximum: the strongest penalty among equals
+        self.best_params_ = {"penalizer": grid[best][0], "l1_ratio": grid[best][1]}
+        self.cv_c_index_ = float(mean[best])
+        self.best_estimator_ = self.pipeline(*grid[best]).fit(X, y)
+        self.feature_names_in_ = np.asarray(X.columns) if isinstance(X, pd.DataFrame) else None
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        return self.best_estimator_.decision_function(X)
+
+
+class SurvivalNomogram(BaseEstimator):
+    """Cox model of the radiomics Cox rad-score (out-of-fold in inner CV) and the clinical factors."""
+
+    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0):
+        self.radiomics, self.clinical = radiomics, clinical
+        self.radiomics_columns, self.inner_folds, self.seed = radiomics_columns, inner_folds, seed
+
+    def fit(self, X: pd.DataFrame, y):
+        y = np.asarray(y, float)
+        Xr = X[self.radiomics_columns]
+        self.radiomics_ = clone(self.radiomics).fit(Xr, y)
+        # out-of-fold rad-scores refit the pipeline at the chosen penalty (a full search per fold costs 3x more)
+        fixed = self.radiomics_.pipeline(**self.radiomics_.best_params_)
+        rad_oof = out_of_fold_risk(fixed, Xr, y, survival_splits(y, self.inner_folds, self.seed))
+        self.clinical_ = clone(self.clinical).fit(X, y)
+        self.cox_ = CoxModel(0.01).fit(self._design(rad_oof, X), y)
+        return self
+
+    def _design(self, radscore: np.ndarray, X: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([radscore, self.clinical_.transform(X)])
+
+    def radscore(self, X: pd.DataFrame) -> np.ndarray:
+        return self.radiomics_.decision_function(X[self.radiomics_columns])
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        return self.cox_.decision_function(self._design(self.radscore(X), X))
+
+
+def build_survival_model(name: str, radiomics_columns: list[str], clinical: list[dict], opts: dict, seed: int):
+    clin = [c["name"] for c in clinical]
+    encode = Pipeline([("select", ColumnSubset(clin)), ("encode", clinical_preprocessor(clinical))])
+    if name == "clinical":
+        return Pipeline([*encode.steps, ("cox", CoxModel(0.01))])  # a little ridge: separable one-hot levels
+    if name == "radiomics":
+        return Pipeline([("select", ColumnSubset(radiomics_columns)), ("model", CoxSearch(opts, seed))])
+    if name == "nomogram":
+        return SurvivalNomogram(CoxSearch(opts, seed), encode, radiomics_columns, opts["inner_folds"], seed)
+    raise ValueError(f"unknown model {name!r}")
+
+
+def train_survival(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], time: str, event: str,
+                   opts: dict, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Survival endpoint: clinical Cox, radiomics penalised Cox (the rad-score) and a Cox nomogram of rad-score +
+    clinical factors. The locked 'threshold' is the median training risk of the final model: it splits any
+    later cohort into high- and low-risk groups without looking at their outcomes."""
+    y = np.column_stack([pd.to_numeric(df[time]).to_numpy(float), pd.to_numeric(df[event]).to_numpy(float)])
+    events = int(y[:, 1].sum())
+    if min(events, len(y) - events) < opts["outer_folds"]:
+        raise McradError(f"training data have {events} events and {len(y) - events} censored cases for '{event}'; "
+                         f"{opts['outer_folds']}-fold cross-validation needs at least {opts['outer_folds']} of each. "
+                         "Fix: add training centres or lower model.outer_folds.")
+    X = df.drop(columns=[time, event])
+    outer = survival_splits(y, opts["outer_folds"], seed)
+    fitted, preds = {}, []
+    for name in MODELS:
+        est = build_survival_model(name, radiomics_columns, clinical, opts, seed)
+        oof = out_of_fold_risk(est, X, y, outer)
+        final = clone(est).fit(X, y)
+        fitted[name] = {"model": final, "threshold": float(np.median(final.decision_function(X))),
+                        "info": describe_survival(name, final)}
+        preds.append(pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "stage": "internal",
+                                   "model": name, "label": y[:, 1].astype(int), "time": y[:, 0], "score": oof}))
+    return fitted, pd.concat(preds, ignore_index=True)
+
+
+def describe_survival(name: str, model) -> dict[str, Any]:
+    if name == "clinical":
+        cols = model.named_steps["encode"].get_feature_names_out()
+        return {"coefficients": dict(zip(map(str, cols), model.named_steps["cox"].coef_.round(10).tolist(),
+                                         strict=True))}
+    search = model.named_steps["model"] if name == "radiomics" else model.radiomics_
+    pipe = search.best_estimator_
+    names = pipe[:-1].get_feature_names_out(search.feature_names_in_)
+    coef = pipe.named_steps["cox"].coef_
+    info: dict[str, Any] = {**search.best_params_, "inner_cv_c_index": round(search.cv_c_index_, 10),
+                            "selected_features": {str(n): float(round(c, 10)) for n, c in zip(names, coef, strict=True)
+                                                  if abs(c) > 1e-6}}
+    if name == "nomogram":
+        enc = model.clinical_.named_steps["encode"].get_feature_names_out()
+        info["coefficients"] = dict(zip(["radscore", *map(str, enc)], model.cox_.coef_.round(10).tolist(),
+                                        strict=True))
+    return info
 
 
 def training_table(features: pd.DataFrame, cohort: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -220,10 +514,117 @@ def train_endpoint(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
     return fitted, pd.concat(preds, ignore_index=True)
 
 
+FUSION_MODELS = ("deep", "fusion_features", "fusion_decision")
+DEEP_SCORE, DEEP_EMB = "deep_score", "deep_emb_"
+
+
+def model_names(endpoint: dict, deep_active: bool) -> tuple[str, ...]:
+    """The model registry of an endpoint: every name here is trained, locked, validated and compared."""
+    if deep_active and endpoint.get("type", "binary") == "binary":
+        return MODELS + FUSION_MODELS
+    return MODELS
+
+
+def join_deep(features: pd.DataFrame, deep: pd.DataFrame, source: str = "deep features") -> pd.DataFrame:
+    """Add the deep stage's deep_score and deep_emb_* columns to a feature table; every patient needs them."""
+    cols = ["patient_id", DEEP_SCORE, *sorted(c for c in deep.columns if c.startswith(DEEP_EMB))]
+    missing = sorted(set(features["patient_id"]) - set(deep["patient_id"]))
+    if missing or DEEP_SCORE not in deep.columns:
+        raise McradError(f"{source}: no deep_score for patients {missing[:5]} (or no deep_score column). Fix: rerun "
+                         "the deep stage for these centres, or set deep.activate: false.")
+    return features.merge(deep[cols], on="patient_id", how="left", validate="one_to_one")
+
+
+class Logit(TransformerMixin, BaseEstimator):
+    """logit of a probability column, clipped away from 0 and 1."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        p = np.clip(np.asarray(X, float), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+
+
+class MeanFusion(ClassifierMixin, BaseEstimator):
+    """Decision-level fusion: the mean of the radiomics model's and the recalibrated deep model's probabilities."""
+
+    def __init__(self, radiomics, deep):
+        self.radiomics, self.deep = radiomics, deep
+
+    def fit(self, X, y):
+        self.radiomics_ = clone(self.radiomics).fit(X, y)
+        self.deep_ = clone(self.deep).fit(X, y)
+        self.classes_ = self.deep_.classes_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = (self.radiomics_.predict_proba(X)[:, 1] + self.deep_.predict_proba(X)[:, 1]) / 2
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+def build_fusion_model(name: str, radiomics_columns: list[str], emb_columns: list[str], opts: dict, seed: int):
+    deep = Pipeline([("select", ColumnSubset([DEEP_SCORE])), ("logit", Logit()),
+                     ("recalibrate", LogisticRegression(max_iter=1000))])
+    if name == "deep":  # logistic recalibration of logit(deep_score): same ranking, probabilities fit to training
+        return deep
+    if name == "fusion_features":  # radiomics pipeline (selection inside CV) on radiomics + deep embeddings
+        return Pipeline([("select", ColumnSubset(radiomics_columns + emb_columns)),
+                         ("model", radiomics_pipeline(opts, seed))])
+    if name == "fusion_decision":
+        return MeanFusion(build_model("radiomics", radiomics_columns, [], opts, seed), deep)
+    raise ValueError(f"unknown model {name!r}")
+
+
+def train_fusion(df: pd.DataFrame, radiomics_columns: list[str], label: str, opts: dict,
+                 seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Deep and fusion models of a binary endpoint, on a training table joined with the deep stage's features
+    (deep_score is out-of-fold on the training centre, so the recalibration does not learn over-fitted scores).
+    Same outer folds, thresholds and locking as train_endpoint."""
+    emb = sorted(c for c in df.columns if c.startswith(DEEP_EMB))
+    y = df[label].to_numpy(int)
+    X = df.drop(columns=[label])
+    outer = StratifiedKFold(opts["outer_folds"], shuffle=True, random_state=seed)
+    needs = {"deep": [DEEP_SCORE], "fusion_features": radiomics_columns + emb,
+             "fusion_decision": radiomics_columns + [DEEP_SCORE]}
+    fitted, preds = {}, []
+    for name in FUSION_MODELS:
+        est = build_fusion_model(name, radiomics_columns, emb, opts, seed)
+        oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")[:, 1]
+        final = clone(est).fit(X, y)
+        fitted[name] = {"model": lock(final), "threshold": youden_threshold(y, oof),
+                        "info": describe_fusion(name, final), "features": needs[name]}
+        preds.append(pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "stage": "internal",
+                                   "model": name, "label": y, "score": oof}))
+    return fitted, pd.concat(preds, ignore_index=True)
+
+
+def describe_fusion(name: str, model) -> dict[str, Any]:
+    if name == "deep":
+        logit = model.named_steps["recalibrate"]
+        return {"recalibration": {"intercept": round(float(logit.intercept_[0]), 10),
+                                  "slope": round(float(logit.coef_[0, 0]), 10)}}
+    pipe = model if name == "fusion_features" else model.radiomics_
+    best = pipe.named_steps["model"]  # locked: the search's best pipeline
+    names = best[:-1].get_feature_names_out(np.asarray(pipe.named_steps["select"].columns))
+    last = best.steps[-1][1]
+    weight = np.ravel(last.coef_) if hasattr(last, "coef_") else last.feature_importances_
+    info: dict[str, Any] = {"selected_features": {str(k): float(round(v, 10))
+                                                  for k, v in zip(names, weight, strict=True) if v != 0}}
+    if name == "fusion_decision":
+        info["fusion"] = "mean of the radiomics and recalibrated deep probabilities"
+    return info
+
+
 def lock(model):
     """Keep only what predicts: a fitted search is replaced by its best estimator, so the bundle holds no
     fit timings (which differ run to run) and is byte-identical across reruns."""
-    if isinstance(model, Nomogram):
+    if isinstance(model, MeanFusion):
+        lock(model.radiomics_)
+    elif isinstance(model, Nomogram):
         model.radiomics_ = model.radiomics_.best_estimator_
     elif isinstance(model, Pipeline) and isinstance(model.steps[-1][1], GridSearchCV):
         model.steps[-1] = (model.steps[-1][0], model.steps[-1][1].best_estimator_)
@@ -239,9 +640,15 @@ def describe(name: str, model) -> dict[str, Any]:
     search = model.named_steps["model"] if name == "radiomics" else model.radiomics_
     pipe = search.best_estimator_
     names = pipe[:-1].get_feature_names_out(search.feature_names_in_)
-    coef = pipe.named_steps["lasso"].coef_[0]
-    selected = {str(n): float(round(c, 10)) for n, c in zip(names, coef, strict=True) if c != 0}
-    info: dict[str, Any] = {"lasso_C": search.best_params_["lasso__C"], "selected_features": selected}
+    if "lasso" in pipe.named_steps:
+        coef = pipe.named_steps["lasso"].coef_[0]
+        selected = {str(n): float(round(c, 10)) for n, c in zip(names, coef, strict=True) if c != 0}
+        info: dict[str, Any] = {"lasso_C": search.best_params_["lasso__C"], "selected_features": selected}
+    else:  # selector + classifier: coefficients (logistic, linear SVM) or impurity importances (random forest)
+        clf = pipe.named_steps["clf"]
+        weight = clf.coef_[0] if hasattr(clf, "coef_") else clf.feature_importances_
+        info = {"hyper_parameters": {k: v for k, v in search.best_params_.items()},
+                "selected_features": {str(n): float(round(c, 10)) for n, c in zip(names, weight, strict=True)}}
     if name == "nomogram":
         enc = model.clinical_.named_steps["encode"].get_feature_names_out()
         info["coefficients"] = dict(zip(["radscore", *map(str, enc)], model.logit_.coef_[0].round(10).tolist(),
@@ -270,6 +677,46 @@ def nomogram_scales(model: Nomogram, X: pd.DataFrame, clinical: list[dict]) -> d
                       "contribution": ((enc - base_enc) @ beta[1:]).tolist()})
     offset = float(model.logit_.intercept_[0] + base_enc @ beta[1:])
     return {"terms": terms, "intercept": offset}
+
+
+def linear_design(name: str, model, X: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The inputs the final linear layer of a locked radiomics or nomogram model sees for the rows of X (selected
+    standardised features; or rad-score and encoded clinical factors), with its coefficients."""
+    if name == "radiomics":
+        inner = model.named_steps["model"]
+        pipe = getattr(inner, "best_estimator_", inner)  # a survival CoxSearch keeps its refitted pipeline
+        cols = model.named_steps["select"].columns
+        Z = pipe[:-1].transform(X[cols])
+        names = list(map(str, pipe[:-1].get_feature_names_out(np.asarray(cols))))
+        if not hasattr(pipe.steps[-1][1], "coef_"):
+            raise ValueError(f"the radiomics model ({type(pipe.steps[-1][1]).__name__}) is not linear in its inputs")
+        coef = np.ravel(pipe.steps[-1][1].coef_)
+    elif name == "nomogram":
+        Z = model._design(model.radscore(X), X)
+        names = ["rad-score", *map(str, model.clinical_.named_steps["encode"].get_feature_names_out())]
+        coef = np.ravel(model.cox_.coef_ if isinstance(model, SurvivalNomogram) else model.logit_.coef_)
+    else:
+        raise ValueError(f"SHAP values are computed for the radiomics and nomogram models, not {name!r}")
+    return names, np.asarray(Z, float), coef
+
+
+def linear_shap(name: str, model, X: pd.DataFrame) -> pd.DataFrame:
+    """Exact SHAP values of a linear(-logit or Cox) model on its training rows: for a model linear in its inputs
+    z with independent (interventional) background equal to the training rows, phi_j = beta_j (z_j - mean z_j),
+    in log-odds (log-hazard) units; they sum to the linear predictor minus its training mean. Long table:
+    patient_id, feature, value (the input z), shap. Features with a zero coefficient are left out."""
+    names, Z, coef = linear_design(name, model, X)
+    phi = coef * (Z - Z.mean(axis=0))
+    keep = np.flatnonzero(coef != 0)
+    return pd.DataFrame({"patient_id": np.repeat(X["patient_id"].to_numpy(), len(keep)),
+                         "feature": np.tile(np.asarray(names)[keep], len(X)),
+                         "value": Z[:, keep].ravel(), "shap": phi[:, keep].ravel()})
+
+
+def shap_summary(shap: pd.DataFrame) -> pd.DataFrame:
+    """Per-feature mean |SHAP| (importance), most important first. (Their mean is 0 by construction.)"""
+    out = shap.groupby("feature")["shap"].agg(mean_abs_shap=lambda v: np.abs(v).mean())
+    return out.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index()
 
 
 def software_versions() -> dict[str, str]:

@@ -25,11 +25,12 @@ class StudyPlan:
     shards: dict[str, list[str]]   # shard id -> patient ids
     train: list[str]
     external: list[str]
+    prospective: list[str]         # held back: scored by the locked models, labels only later (stage 3)
     case_files: dict[str, list[str]]  # patient id -> image and mask paths (user sheets; empty for synthetic)
 
     @property
     def centres(self) -> list[str]:
-        return self.train + self.external
+        return self.train + self.external + self.prospective
 
     def shards_of(self, centre: str) -> list[str]:
         return [s for s in self.shards if s.rsplit(".", 1)[0] == centre]
@@ -41,11 +42,11 @@ def plan_study(cfg: dict) -> StudyPlan:
     if cfg["cohort"]["sheet"] is None:
         index = synth.planned_cases(cfg["cohort"]["synthetic"])
         present = set(index["centre"])
-        unknown = [c for c in design["train"] + design["external"] if c not in present]
+        unknown = [c for c in design["train"] + design["external"] + design["prospective"] if c not in present]
         if unknown:
             raise ConfigError(f"design names centre(s) {unknown}, but the synthetic cohort has centres "
                               f"{sorted(present)}. Fix: change design or cohort.synthetic.centres.")
-        idle = sorted(present - set(design["train"]) - set(design["external"]))
+        idle = sorted(present - set(design["train"]) - set(design["external"]) - set(design["prospective"]))
         if idle:
             raise ConfigError(f"synthetic centre(s) {idle} have no role in the design. Fix: add them to "
                               "design.external, or lower cohort.synthetic.centres.")
@@ -58,7 +59,7 @@ def plan_study(cfg: dict) -> StudyPlan:
                       for r in df.itertuples()}
     return StudyPlan(sheet=sheet, synthetic=cfg["cohort"]["sheet"] is None, index=index,
                      shards=make_shards(index, cfg["execution"]["shard_size"]), train=list(design["train"]),
-                     external=list(design["external"]), case_files=case_files)
+                     external=list(design["external"]), prospective=list(design["prospective"]), case_files=case_files)
 
 
 def options(cfg: dict, *sections: str) -> str:

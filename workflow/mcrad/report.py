@@ -175,7 +175,40 @@ def qc_section(rep: Report, paths: Paths) -> None:
                                            with_warnings=("warnings", lambda s: int(s.notna().sum()))).reset_index()
         body += "<p>Acquisition per centre (voxel spacings seen, up to three; median tumour volume):</p>" + \
             _table(summary, 2)
+        body += _qc_scanners(ok) + _qc_pictures(ok, paths)
     rep.add("qc", "Acquisition and quality control", body)
+
+
+QC_TAGS = ["modality", "manufacturer", "scanner_model", "kernel", "slice_thickness_mm"]
+
+
+def _qc_scanners(ok: pd.DataFrame) -> str:
+    """Cases per centre and scanner (DICOM inputs; whitelisted technical tags only)."""
+    cols = [c for c in QC_TAGS if c in ok and ok[c].notna().any()]
+    if not cols:
+        return ""
+    table = ok.fillna({c: "" for c in cols}).groupby(["centre", *cols]).size().reset_index(name="cases")
+    return "<p>Scanners and reconstruction (from DICOM headers):</p>" + _table(table, 2)
+
+
+def _qc_pictures(ok: pd.DataFrame, paths: Paths, per_centre: int = 3) -> str:
+    """The ingest QC pictures (mask outline, 3 planes) of a few cases per centre: those with warnings first,
+    then the smallest and largest tumour; every case's picture is in cases/<centre>/<patient>/ingest/qc.png."""
+    shown = []
+    for centre, group in ok.groupby("centre", sort=True):
+        warned = group[group["warnings"].notna()] if "warnings" in group else group.iloc[:0]
+        by_size = group.sort_values("mask_volume_ml", kind="stable")
+        picks = pd.concat([warned, by_size.head(1), by_size.tail(1)]).drop_duplicates("patient_id")
+        for pid in picks["patient_id"].head(per_centre):
+            png = paths.case_dir(centre, pid) / "ingest" / "qc.png"
+            if png.is_file():
+                shown.append(f'<figure><img alt="QC {html.escape(pid)}" src="data:image/png;base64,'
+                             f'{base64.b64encode(png.read_bytes()).decode()}"><figcaption>{html.escape(centre)} / '
+                             f"{html.escape(pid)}</figcaption></figure>")
+    if not shown:
+        return ""
+    return ("<p>Mask outlines (red) on three planes through the tumour centre: cases with warnings, then the "
+            "smallest and largest tumour of each centre.</p>" + "".join(shown))
 
 
 def harmonisation_section(rep: Report, cfg: dict, paths: Paths) -> None:
@@ -217,6 +250,76 @@ def harmonisation_section(rep: Report, cfg: dict, paths: Paths) -> None:
                  "so a cross-validated classifier is pushed slightly the wrong way).</p>" + _table(table)
                  + rep.figure(fig, "harmonisation_pca", "PCA of features before and after ComBat"))
     rep.add("harmonisation", "Harmonisation", body)
+
+
+def robustness_section(rep: Report, cfg: dict, paths: Paths) -> None:
+    """Contour robustness (features.robustness): ICC(3,1) distribution and kept/dropped counts per class."""
+    rob = cfg["features"]["robustness"]
+    flags = _read(paths.feature_flags()) if paths.feature_flags().is_file() else pd.DataFrame()
+    body = (f"<p>{len(flags)} case/feature-class QC flag(s): features a case could not give (ROI too small, "
+            "flat intensity region) are NaN there and listed in qc/feature_flags.tsv; harmonisation excludes "
+            "features NaN in a training case.</p>")
+    if not rob["activate"] or not paths.robustness.is_file():
+        rep.add("robustness", "Feature robustness", body + "<p>Contour-robustness filter off.</p>")
+        return
+    t = _read(paths.robustness)
+    t["class"] = t["feature"].str.split("_").str[3]
+    bins = pd.cut(t["icc"], [-np.inf, 0.5, rob["threshold"], 0.9, np.inf], right=False,
+                  labels=["< 0.5", f"0.5-{rob['threshold']}", f"{rob['threshold']}-0.9", ">= 0.9"])
+    kept = t.groupby("class")["kept"]
+    table = (pd.crosstab(t["class"], bins.cat.add_categories("undefined").fillna("undefined"), dropna=False)
+             .assign(kept=kept.sum(), dropped=kept.size() - kept.sum()).rename_axis(columns=None).reset_index())
+    body += (f"<p>ICC(3,1) of each feature over {', '.join(rob['perturbations'])} perturbations of up to "
+             f"{rob['cases']} sampled training-centre cases (Zwanenburg et al. 2019): "
+             f"{int(t['kept'].sum())} of {len(t)} features have ICC &ge; {rob['threshold']} and are kept; "
+             f"{int((~t['kept']).sum())} are dropped before modelling. Median ICC {t['icc'].median():.3f}.</p>"
+             + _table(table))
+    rep.add("robustness", "Feature robustness", body)
+
+
+def deep_section(rep: Report, cfg: dict, paths: Paths) -> None:
+    """Deep stage (when it ran): training curves, CV summary and Grad-CAM heatmaps of a few cases per centre."""
+    body = ""
+    for ep in (e["name"] for e in cfg["endpoints"]):
+        d = paths.deep_dir(ep)
+        if not (d / "curves.tsv").is_file():
+            continue
+        meta = json.loads((d / "network.json").read_text())
+        opts, summary = meta["options"], meta["summary"]
+        curves = _read(d / "curves.tsv")
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for fit, g in curves.groupby("fit", sort=True):
+            axes[0].plot(g["epoch"], g["train_loss"], label=f"{fit} train")
+            if g["val_loss"].notna().any():
+                axes[0].plot(g["epoch"], g["val_loss"], ls="--", label=f"{fit} val")
+                axes[1].plot(g["epoch"], g["val_auc"], label=fit)
+        axes[0].set(xlabel="epoch", ylabel="BCE loss", title="loss")
+        axes[1].set(xlabel="epoch", ylabel="AUC", title="internal validation AUC", ylim=(0, 1))
+        axes[0].legend(fontsize=6)
+        axes[1].legend(fontsize=6)
+        body += (f"<h3>{html.escape(ep)}</h3><p>{html.escape(opts['network'])} (width {opts['width']}, "
+                 f"embedding {opts['embedding_size']}) on {opts['crop_mm']} mm tumour-centred crops "
+                 f"({opts['crop_voxels']}<sup>3</sup> voxels), {summary['n']} training cases ({summary['events']} "
+                 f"events), {opts['folds']}-fold CV with early stopping (patience {opts['patience']}) on a "
+                 f"{opts['validation_fraction']:.0%} validation split; best epochs {summary['best_epochs']}, final "
+                 f"network trained {summary['final_epochs']} epochs on all training cases; out-of-fold AUC "
+                 f"{summary['oof_auc']:.3f}; device {html.escape(summary['device'])}.</p>"
+                 + rep.figure(fig, f"deep_curves_{ep}", f"deep training curves {ep}"))
+        cams = []
+        for centre_dir in sorted(p for p in (d / "gradcam").glob("*") if p.is_dir()):
+            for png in sorted(centre_dir.glob("*.png")):
+                cams.append(f'<figure style="display:inline-block"><img alt="Grad-CAM {html.escape(png.stem)}" '
+                            f'src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+                            f"<figcaption>{html.escape(centre_dir.name)} / {html.escape(png.stem)}</figcaption>"
+                            "</figure>")
+        if cams:
+            body += ("<p>Grad-CAM (monai.visualize) of the deep score, axial slice through the crop centre, for "
+                     "the first cases of each centre:</p>" + "".join(cams))
+    if paths.autoseg_dice.is_file():
+        body += ("<h3>Auto-segmentation</h3><p>Dice of the UNet's masks against the provided masks:</p>"
+                 + _table(_read(paths.autoseg_dice)))
+    if body:
+        rep.add("deep", "Deep learning", body)
 
 
 def nomogram_figure(rep: Report, scales: dict, name: str) -> str:
@@ -278,12 +381,55 @@ def models_section(rep: Report, cfg: dict, paths: Paths) -> None:
             if "selected_features" in desc:
                 sel = pd.DataFrame(sorted(desc["selected_features"].items(), key=lambda kv: -abs(kv[1])),
                                    columns=["feature", "coefficient (standardised)"])
-                body += f"<p>LASSO C = {desc['lasso_C']}; {len(sel)} feature(s) selected.</p>" + _table(sel, 4)
+                if "lasso_C" in desc:
+                    chosen = f"LASSO C = {desc['lasso_C']}"
+                elif "penalizer" in desc:  # survival: penalised Cox
+                    chosen = (f"Cox penalizer {desc['penalizer']}, l1_ratio {desc['l1_ratio']} (inner-CV C-index "
+                              f"{desc['inner_cv_c_index']:.3f})")
+                else:  # model.selector / model.classifier other than LASSO logistic
+                    chosen = f"hyper-parameters {desc['hyper_parameters']}"
+                body += f"<p>{chosen}; {len(sel)} feature(s) selected.</p>" + _table(sel, 4)
             if "coefficients" in desc:
                 body += _table(pd.DataFrame(list(desc["coefficients"].items()), columns=["term", "coefficient"]), 4)
             if "scales" in desc:
                 body += nomogram_figure(rep, desc["scales"], name)
     rep.add("models", "Models", body)
+
+
+def shap_figure(rep: Report, shap: pd.DataFrame, summary: pd.DataFrame, name: str, top: int = 10) -> str:
+    """SHAP summary (beeswarm-style): per feature, each training patient's SHAP value coloured by the input."""
+    models = list(dict.fromkeys(summary["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 0.35 * top + 1.5), squeeze=False)
+    rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
+    for ax, model in zip(axes[0], models, strict=True):
+        feats = summary.loc[summary["model"] == model, "feature"].head(top).tolist()
+        for i, f in enumerate(feats):
+            g = shap[(shap["model"] == model) & (shap["feature"] == f)]
+            v = g["value"].to_numpy(float)
+            scaled = (v - v.min()) / (np.ptp(v) or 1.0)
+            ax.scatter(g["shap"], -i + rng.uniform(-0.25, 0.25, len(g)), c=scaled, cmap="coolwarm", s=6)
+        ax.set_yticks(-np.arange(len(feats)), [f[-40:] for f in feats], fontsize=7)
+        ax.axvline(0, c="grey", lw=0.8)
+        ax.set(xlabel="SHAP value (log-odds / log-hazard)", title=f"{model}: blue low, red high input")
+    fig.suptitle(f"{name}: SHAP values on the training centre")
+    return rep.figure(fig, f"shap_{name}", "SHAP summary plot of the radiomics and nomogram models")
+
+
+def shap_section(rep: Report, cfg: dict, paths: Paths) -> None:
+    body = ""
+    for ep in cfg["endpoints"]:
+        name = ep["name"]
+        if not paths.shap_summary(name).is_file():
+            continue
+        summary, shap = _read(paths.shap_summary(name)), _read(paths.shap(name))
+        body += f"<h3>{html.escape(name)}</h3>" + shap_figure(rep, shap, summary, name) + _table(
+            summary[["model", "feature", "mean_abs_shap"]], 4)
+    if body:
+        rep.add("shap", "Interpretability (SHAP)",
+                "<p>Exact SHAP values of the locked radiomics and nomogram models on the training centre: for a "
+                "model linear in its inputs with the training rows as background, each input contributes "
+                "coefficient x (input - training mean) to the log-odds (log-hazard). Inputs are the standardised "
+                "selected features, or the rad-score and encoded clinical factors.</p>" + body)
 
 
 def forest_figure(rep: Report, metrics: pd.DataFrame, name: str) -> str:
@@ -346,12 +492,67 @@ def curves_figure(rep: Report, pred: pd.DataFrame, name: str, kind: str) -> str:
     return rep.figure(fig, f"{kind}_{name}", f"{kind} curves per centre")
 
 
+def km_figure(rep: Report, pred: pd.DataFrame, thresholds: dict[str, float], name: str) -> str:
+    """Kaplan-Meier curves of the locked risk groups: one row per model, one column per centre panel."""
+    from mcrad.validate import km_curves, logrank_p
+
+    panels, models = _panels(pred), list(dict.fromkeys(pred["model"]))
+    fig, axes = plt.subplots(len(models), len(panels), figsize=(3 * len(panels), 2.6 * len(models)),
+                             squeeze=False, sharex=True, sharey=True)
+    for row, model in zip(axes, models, strict=True):
+        for ax, (title, g) in zip(row, panels, strict=True):
+            gm = g[g["model"] == model]
+            for group, curve in km_curves(gm, thresholds[model]).groupby("group", sort=False):
+                ax.step(curve["time"], curve["survival"], where="post", label=group,
+                        c="#d62728" if group == "high risk" else "#1f77b4")
+            high = gm["score"].to_numpy(float) >= thresholds[model]
+            p = logrank_p(gm["time"].to_numpy(float), gm["label"].to_numpy(int), high)
+            ax.set_title(f"{model}: {title}\nlog-rank p = {p:.3g}", fontsize=8)
+            ax.set_ylim(0, 1.02)
+        row[0].set_ylabel("survival")
+        row[0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"{name}: Kaplan-Meier curves of the risk groups locked on training")
+    return rep.figure(fig, f"km_{name}", "Kaplan-Meier curves of locked risk groups per centre")
+
+
+def survival_section(rep: Report, ep: dict, paths: Paths) -> None:
+    name = ep["name"]
+    metrics, pred = _read(paths.metrics(name)), _read(paths.predictions(name))
+    thresholds = {m: json.loads((paths.bundle(name, m) / "meta.json").read_text())["threshold"]
+                  for m in dict.fromkeys(pred["model"])}
+    cols = ["model", "centre", "stage", "n", "events", "c_index", "c_lo", "c_hi", "n_high", "events_high",
+            "events_low", "logrank_p", *[c for c in metrics.columns if c.startswith("td_auc_")], "note"]
+    rep.add(f"performance-{name}", f"Performance: {name} (survival)",
+            "<p>Harrell's C-index with a 95% interval from its infinitesimal-jackknife variance (as R "
+            "survival::concordance); risk groups split at the median training risk of each locked model (high "
+            "risk above it) with the log-rank p between them; time-dependent AUC (cumulative/dynamic, inverse "
+            "probability of censoring weighted) at the configured times. Internal rows are out-of-fold "
+            "predictions on the training centre.</p>" + _table(metrics[cols]) + km_figure(rep, pred, thresholds, name))
+
+
+def prospective_section(rep: Report, ep: dict, paths: Paths) -> None:
+    name = ep["name"]
+    if not paths.prospective_metrics(name).is_file():
+        return
+    metrics = _read(paths.prospective_metrics(name))
+    keep = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "sensitivity", "specificity",
+            "ppv", "npv", "accuracy", "c_index", "c_lo", "c_hi", "logrank_p", "note"]
+    rep.add(f"prospective-{name}", f"Prospective cohort: {name}",
+            "<p>Centres held back from stages 1 and 2 were scored by the locked bundles before their outcomes were "
+            "read (<code>mcrad predict</code>), then evaluated at the locked thresholds "
+            "(<code>mcrad evaluate</code>).</p>" + _table(metrics[[c for c in keep if c in metrics.columns]]))
+
+
 def performance_sections(rep: Report, cfg: dict, paths: Paths) -> None:
     for ep in cfg["endpoints"]:
         name = ep["name"]
+        prospective_section(rep, ep, paths)
+        if ep.get("type") == "survival":
+            survival_section(rep, ep, paths)
+            continue
         metrics, pred = _read(paths.metrics(name)), _read(paths.predictions(name))
         cols = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "sensitivity", "specificity",
-                "brier", "cal_intercept", "cal_slope", "note"]
+                "ppv", "npv", "accuracy", "brier", "cal_intercept", "cal_slope", "note"]
         rep.add(f"performance-{name}", f"Performance: {name}",
                 "<p>AUC with 95% DeLong CI; sensitivity and specificity at the threshold locked on training; "
                 "Brier score; calibration intercept (0 is ideal) and slope (1 is ideal). Internal rows are "
@@ -518,7 +719,10 @@ def write_report(cfg: dict, root: Path, out: Path, figures_dir: Path | None = No
     cohort_section(rep, cfg, cohort)
     qc_section(rep, paths)
     harmonisation_section(rep, cfg, paths)
+    robustness_section(rep, cfg, paths)
     models_section(rep, cfg, paths)
+    shap_section(rep, cfg, paths)
+    deep_section(rep, cfg, paths)
     performance_sections(rep, cfg, paths)
     if cfg["cohort"]["sheet"] is None and paths.synth_truth.is_file():
         truth = json.loads(paths.synth_truth.read_text())

@@ -8,7 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from mcrad.errors import McradError
-from mcrad.model import load_bundle
+from mcrad.model import concordance, load_bundle
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
@@ -143,27 +143,89 @@ def metric_row(pred: pd.DataFrame, threshold: float, alpha: float) -> dict:
     row["specificity"] = tn / (len(y) - y.sum()) if len(y) > y.sum() else np.nan
     row["sens_lo"], row["sens_hi"] = wilson(tp, int(y.sum()), alpha)
     row["spec_lo"], row["spec_hi"] = wilson(tn, int(len(y) - y.sum()), alpha)
+    n_called = int(called.sum())
+    row["ppv"] = tp / n_called if n_called else np.nan
+    row["ppv_lo"], row["ppv_hi"] = wilson(tp, n_called, alpha)
+    row["npv"] = tn / (len(y) - n_called) if len(y) > n_called else np.nan
+    row["npv_lo"], row["npv_hi"] = wilson(tn, len(y) - n_called, alpha)
+    row["accuracy"] = (tp + tn) / len(y)
+    row["acc_lo"], row["acc_hi"] = wilson(tp + tn, len(y), alpha)
     row["brier"] = float(np.mean((s - y) ** 2))
     row["cal_intercept"], row["cal_slope"] = calibration(y, s)
     return row
 
 
-def score_bundle(bundle_dir: Path, features: pd.DataFrame, cohort: pd.DataFrame, label: str) -> pd.DataFrame:
+def predict_bundle(bundle_dir: Path, features: pd.DataFrame, clinical: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Score patients with a locked bundle, outcomes unseen: patient_id, centre, model, score (probability; for
+    survival bundles the Cox linear predictor). Only the feature and clinical columns the bundle was trained on
+    are read; a missing one is refused with a clear message."""
     model, meta = load_bundle(bundle_dir)
-    needed = meta["features"] + [c["name"] for c in meta["clinical"]]
-    df = features.merge(cohort.drop(columns=["centre"]), on="patient_id", how="left", validate="one_to_one")
-    missing = [c for c in needed if c not in df.columns]
+    needed_clinical = [c["name"] for c in meta["clinical"]]
+    df = features
+    if clinical is not None:
+        keep = ["patient_id"] + [c for c in needed_clinical if c in clinical.columns]
+        df = features.merge(clinical[keep], on="patient_id", how="left", validate="one_to_one")
+    missing = [c for c in meta["features"] if c not in df.columns]
     if missing:
-        raise McradError(f"bundle {bundle_dir} was trained on {len(missing)} column(s) these data lack, e.g. "
+        raise McradError(f"bundle {bundle_dir} was trained on {len(missing)} feature column(s) these data lack, e.g. "
                          f"{missing[:3]}. Fix: extract features with the same parameter file, ROIs and sequence "
                          "names as the training centre.")
+    uses_clinical = meta["model"] in ("clinical", "nomogram")
+    missing = [c for c in needed_clinical if c not in df.columns] if uses_clinical else []
+    if missing:
+        raise McradError(f"bundle {bundle_dir} ({meta['model']}) needs clinical column(s) {missing} these data lack. "
+                         "Fix: pass the centre's clinical table (--cohort) with the columns of cohort.clinical.")
     try:
-        score = model.predict_proba(df)[:, 1]
+        if meta["endpoint"].get("type") == "survival":
+            score = model.decision_function(df)
+        else:
+            score = model.predict_proba(df)[:, 1]
     except ValueError as exc:  # e.g. a clinical category the training centre never had
         raise McradError(f"bundle {bundle_dir} cannot score centre(s) {sorted(df['centre'].unique())}: {exc}. "
                          "Fix: recode the clinical column to the categories used in training.") from exc
-    return pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "model": meta["model"],
-                         "label": pd.to_numeric(df[label]).astype(int), "score": score})
+    return pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "centre": df["centre"].to_numpy(),
+                         "model": meta["model"], "score": score})
+
+
+def attach_outcomes(scored: pd.DataFrame, cohort: pd.DataFrame, endpoint: dict) -> pd.DataFrame:
+    """Add the endpoint's label (and follow-up time for survival) to scored patients; every one must have it."""
+    cols = ["patient_id", endpoint["column"]] + ([endpoint["time"]] if endpoint.get("time") else [])
+    missing = [c for c in cols if c not in cohort.columns]
+    if missing:
+        raise McradError(f"the outcome table lacks column(s) {missing} of endpoint {endpoint['name']!r}. "
+                         "Fix: add them to the cohort table of these patients.")
+    df = scored.merge(cohort[cols], on="patient_id", how="left", validate="many_to_one")
+    absent = df.loc[df[endpoint["column"]].isna() | (df[endpoint["column"]].astype(str) == ""), "patient_id"]
+    if len(absent):
+        raise McradError(f"patients {sorted(absent.unique())[:5]} were scored but have no {endpoint['column']!r} "
+                         "outcome. Fix: add their outcomes, or remove them from the predictions table.")
+    out = df.assign(label=pd.to_numeric(df[endpoint["column"]]).astype(int))
+    if endpoint.get("time"):
+        out["time"] = pd.to_numeric(out[endpoint["time"]]).astype(float)
+    return out.drop(columns=[c for c in cols[1:] if c not in ("label", "time")])
+
+
+def score_bundle(bundle_dir: Path, features: pd.DataFrame, cohort: pd.DataFrame, label: str | dict) -> pd.DataFrame:
+    """Locked-bundle scores of labelled patients: patient_id, centre, model, label[, time], score."""
+    endpoint = label if isinstance(label, dict) else {"name": label, "column": label}
+    scored = predict_bundle(bundle_dir, features, cohort)
+    out = attach_outcomes(scored, cohort, endpoint)
+    return out[["patient_id", "centre", "model", "label", *(["time"] if endpoint.get("time") else []), "score"]]
+
+
+def reader_predictions(cohort: pd.DataFrame, endpoint: dict, column: str) -> pd.DataFrame:
+    """A radiologist's read (score or probability in `column`) as model 'reader', so it enters the metrics and the
+    paired DeLong tests like a locked model. Every patient needs a numeric read."""
+    if column not in cohort.columns:
+        raise McradError(f"validate.reader names column {column!r}, which the cohort table lacks. Fix: add the "
+                         "reader's scores to the cohort sheet, or set validate.reader: null.")
+    read = pd.to_numeric(cohort[column], errors="coerce")
+    if read.isna().any():
+        raise McradError(f"patients {cohort.loc[read.isna(), 'patient_id'].tolist()[:5]} have no numeric reader score "
+                         f"in {column!r}. Fix: fill in the reads (a missing read cannot be compared).")
+    scored = pd.DataFrame({"patient_id": cohort["patient_id"], "centre": cohort["centre"], "model": "reader",
+                           "score": read.to_numpy(float)})
+    return attach_outcomes(scored, cohort, endpoint)[["patient_id", "centre", "model", "label", "score"]]
 
 
 def summarise(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: float) -> pd.DataFrame:
@@ -175,4 +237,85 @@ def summarise(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: fl
                if g["centre"].nunique() > 1]
     for (model, centre, stage), g in groups:
         rows.append({"model": model, "centre": centre, "stage": stage, **metric_row(g, thresholds[model], alpha)})
+    return pd.DataFrame(rows)
+
+
+def ipcw_weights(time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """1 / G(T_i-) with G the Kaplan-Meier estimate of the censoring distribution (events before censorings
+    at tied times, so a censoring at T_i does not lower G(T_i-))."""
+    t, e = np.asarray(time, float), np.asarray(event).astype(bool)
+    times = np.unique(t[~e])
+    at_risk = np.array([(t >= u).sum() for u in times])
+    censored = np.array([((t == u) & ~e).sum() for u in times])
+    surv = np.concatenate([[1.0], np.cumprod(1 - censored / at_risk)])  # surv[k]: after the first k censorings
+    before = np.searchsorted(times, t, side="left")  # censoring times strictly before each T_i
+    return 1.0 / surv[before]
+
+
+def td_auc(time: np.ndarray, event: np.ndarray, risk: np.ndarray, horizon: float) -> float:
+    """Cumulative/dynamic AUC at `horizon` (Uno et al. 2007): cases had the event by the horizon (weighted by
+    inverse probability of remaining uncensored), controls are still event-free after it. NaN if either is empty."""
+    t, e, r = np.asarray(time, float), np.asarray(event).astype(bool), np.asarray(risk, float)
+    cases, controls = e & (t <= horizon), t > horizon
+    if not cases.any() or not controls.any():
+        return np.nan
+    w = ipcw_weights(t, e)[cases]
+    rc, rn = r[cases][:, None], r[controls][None, :]
+    wins = ((rc > rn) + 0.5 * (rc == rn)).sum(axis=1)
+    return float((w * wins).sum() / (w.sum() * controls.sum()))
+
+
+def logrank_p(time: np.ndarray, event: np.ndarray, high: np.ndarray) -> float:
+    """Log-rank test between the locked high- and low-risk groups (lifelines)."""
+    from lifelines.statistics import logrank_test
+
+    high = np.asarray(high, bool)
+    if high.all() or not high.any():
+        return np.nan
+    return float(logrank_test(time[high], time[~high], event[high], event[~high]).p_value)
+
+
+def survival_metric_row(pred: pd.DataFrame, threshold: float, alpha: float, horizons: list[float]) -> dict:
+    """C-index (IJ variance as R survival::concordance, Wald interval clipped to [0, 1]), the locked risk groups
+    (risk >= threshold is high) with their log-rank p, and time-dependent AUCs."""
+    t, e, r = pred["time"].to_numpy(float), pred["label"].to_numpy(int), pred["score"].to_numpy(float)
+    row: dict = {"n": len(t), "events": int(e.sum())}
+    c, var = concordance(t, e, r)
+    half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var) if np.isfinite(var) else np.nan
+    row.update(c_index=c, c_lo=max(0.0, c - half), c_hi=min(1.0, c + half))
+    high = r >= threshold
+    row.update(threshold=threshold, n_high=int(high.sum()), events_high=int(e[high].sum()),
+               events_low=int(e[~high].sum()), logrank_p=logrank_p(t, e, high))
+    for h in horizons:
+        row[f"td_auc_{h:g}"] = td_auc(t, e, r, h)
+    row["note"] = "" if np.isfinite(c) else "no comparable pairs: C-index undefined"
+    return row
+
+
+def km_curves(pred: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Kaplan-Meier survival of the locked risk groups (lifelines): group, time, survival."""
+    from lifelines import KaplanMeierFitter
+
+    rows = []
+    high = pred["score"].to_numpy(float) >= threshold
+    for name, mask in (("low risk", ~high), ("high risk", high)):
+        if mask.any():
+            km = KaplanMeierFitter().fit(pred["time"][mask], pred["label"][mask])
+            sf = km.survival_function_
+            rows.append(pd.DataFrame({"group": name, "time": sf.index.to_numpy(),
+                                      "survival": sf.iloc[:, 0].to_numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def summarise_survival(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: float,
+                       horizons: list[float]) -> pd.DataFrame:
+    """metrics.tsv of a survival endpoint: one row per model x centre x stage, plus pooled external centres."""
+    rows = []
+    ext = predictions[predictions["stage"] == "external"]
+    groups = [(k, g) for k, g in predictions.groupby(["model", "centre", "stage"], sort=False)]
+    groups += [((m, "pooled", "external"), g) for m, g in ext.groupby("model", sort=False)
+               if g["centre"].nunique() > 1]
+    for (model, centre, stage), g in groups:
+        rows.append({"model": model, "centre": centre, "stage": stage,
+                     **survival_metric_row(g, thresholds[model], alpha, horizons)})
     return pd.DataFrame(rows)

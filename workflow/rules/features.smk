@@ -11,6 +11,7 @@ rule features:
         code=code_hash("features", "cases", "segment"),
         opts=options(CFG, "features"),
         segment=options(CFG, "segment"),
+        sequences=",".join(CFG["cohort"]["sequences"]),
         root=ROOT,
     group:
         "cases"
@@ -20,7 +21,7 @@ rule features:
         PATHS.root / "benchmarks" / "features" / "{shard}.tsv"
     shell:
         "{MCRAD} features --shard {input.shard:q} --options {params.opts:q} --segment-options {params.segment:q}"
-        " --root {params.root:q} {STRICT} --out {output:q} > {log:q} 2>&1"
+        " --sequences={params.sequences:q} --root {params.root:q} {STRICT} --out {output:q} > {log:q} 2>&1"
 
 
 rule features_centre:
@@ -68,6 +69,7 @@ rule robustness:
         code=code_hash("features", "segment"),
         opts=options(CFG, "features"),
         segment=options(CFG, "segment"),
+        sequences=",".join(CFG["cohort"]["sequences"]),
         seed=CFG["study"]["seed"],
         root=ROOT,
     log:
@@ -76,5 +78,5 @@ rule robustness:
         PATHS.root / "benchmarks" / "robustness.tsv"
     shell:
         "{MCRAD} robustness --features {input.features:q} --options {params.opts:q}"
-        " --segment-options {params.segment:q} --seed {params.seed} --root {params.root:q} --out {output:q}"
-        " > {log:q} 2>&1"
+        " --segment-options {params.segment:q} --sequences={params.sequences:q} --seed {params.seed}"
+        " --root {params.root:q} --out {output:q} > {log:q} 2>&1"

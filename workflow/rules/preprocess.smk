@@ -37,7 +37,7 @@ rule preprocess:
     benchmark:
         PATHS.root / "benchmarks" / "preprocess" / "{shard}.tsv"
     shell:
-        "{MCRAD} preprocess --shard {input.shard:q} --options {params.opts:q} --sequences {params.sequences:q}"
+        "{MCRAD} preprocess --shard {input.shard:q} --options {params.opts:q} --sequences={params.sequences:q}"
         " --seed {params.seed} --root {params.root:q} {STRICT}"
         " --out {output:q} > {log:q} 2>&1"
 

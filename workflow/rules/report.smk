@@ -1,10 +1,14 @@
 # Report: one self-contained HTML page for the study.
+BINARY = [ep["name"] for ep in CFG["endpoints"] if ep["type"] == "binary"]
+SURVIVAL = [ep["name"] for ep in CFG["endpoints"] if ep["type"] == "survival"]
 
 
 rule report:
     input:
         metrics=[PATHS.metrics(ep) for ep in ENDPOINTS],
         paired=[PATHS.paired(ep) for ep in ENDPOINTS],
+        shap=[PATHS.shap_summary(ep) for ep in ENDPOINTS] + [PATHS.shap(ep) for ep in ENDPOINTS],
+        prospective=[PATHS.prospective_metrics(ep) for ep in ENDPOINTS] if PLAN.prospective else [],
         predictions=expand(PATHS.predictions("{endpoint}"), endpoint=ENDPOINTS),
         qc=PATHS.qc_ingest,
         quarantine=PATHS.qc_quarantine,
@@ -12,6 +16,7 @@ rule report:
         diagnostics=[PATHS.harmonise_file(f) for f in ("diagnostics.json", "kruskal_wallis.tsv", "pca.tsv")],
         cohort=[PATHS.cohort_table(c) for c in PLAN.centres],
         truth=[PATHS.synth_truth] if PLAN.synthetic else [],
+        deep=DEEP_OUTPUTS + AUTOSEG_OUTPUTS,
     output:
         html=report(PATHS.report, caption="../report/study_report.rst", category="Report"),
         design=report(PATHS.figure("design"), caption="../report/design.rst", category="Study design"),
@@ -19,12 +24,22 @@ rule report:
         figures=[
             report(PATHS.figure(f"{kind}_{ep}"), caption=f"../report/{kind}.rst", category="Validation",
                    subcategory=ep, labels={"endpoint": ep, "figure": kind})
-            for ep in ENDPOINTS
+            for ep in BINARY
             for kind in ("forest", "roc", "calibration", "decision")
         ]
         + [
             report(PATHS.figure(f"nomogram_{ep}"), caption="../report/nomogram.rst", category="Models",
                    labels={"endpoint": ep, "figure": "nomogram"})
+            for ep in BINARY
+        ]
+        + [
+            report(PATHS.figure(f"km_{ep}"), caption="../report/km.rst", category="Validation", subcategory=ep,
+                   labels={"endpoint": ep, "figure": "km"})
+            for ep in SURVIVAL
+        ]
+        + [
+            report(PATHS.figure(f"shap_{ep}"), caption="../report/shap.rst", category="Models",
+                   labels={"endpoint": ep, "figure": "shap"})
             for ep in ENDPOINTS
         ],
     params:

@@ -4,9 +4,10 @@ COMPARE = CFG["harmonise"]["activate"] and CFG["harmonise"]["compare"] and bool(
 
 rule validate:
     input:
-        bundles=[PATHS.bundle("{endpoint}", m) / "manifest.json" for m in MODELS],
-        internal=PATHS.internal_predictions("{endpoint}"),
+        bundles=lambda w: [PATHS.bundle(w.endpoint, m) / "manifest.json" for m in models_of(w.endpoint)],
+        internal=lambda w: internal_of(w.endpoint),
         features=[PATHS.harmonised_external(c) for c in PLAN.external],
+        deep=lambda w: deep_of(w.endpoint, PLAN.external),
         cohort=[PATHS.cohort_table(c) for c in PLAN.external],
         raw=[PATHS.raw_features(c) for c in PLAN.external] if COMPARE else [],
     output:
@@ -19,10 +20,12 @@ rule validate:
         code=code_hash("validate", "model"),
         cfg=options(CFG, "endpoints", "validate"),
         models=lambda w: PATHS.root / "models" / w.endpoint,
+        names=lambda w: models_of(w.endpoint),
     log:
         PATHS.log("validate/{endpoint}"),
     shell:
         "{MCRAD} validate --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --models-dir {params.models:q}"
-        " --internal {input.internal:q} --features {input.features:q} --cohort {input.cohort:q}"
+        " --models {params.names:q} --internal {input.internal:q} --features {input.features:q} --deep {input.deep:q}"
+        " --cohort {input.cohort:q}"
         " --raw-features {input.raw:q} --comparison {output.comparison:q}"
         " --metrics {output.metrics:q} --predictions {output.predictions:q} --paired {output.paired:q} > {log:q} 2>&1"
