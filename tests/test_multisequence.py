@@ -263,3 +263,18 @@ def test_snakemake_runs_a_two_sequence_mr_study_through_features(tmp_path):
     icc = pd.read_csv(root / "features" / "robustness.tsv", sep="\t")
     assert sorted(icc["feature"]) == sorted(c for c in features.columns if c not in ("patient_id", "centre"))
     assert icc.loc[icc["feature"].str.startswith("T2_"), "icc"].notna().any(), "ICCs of the T2 features too"
+
+
+def test_report_shows_registration_quality_per_centre(tmp_path):
+    from mcrad.report import _qc_registration
+
+    paths = Paths(tmp_path)
+    paths.qc_preprocess.parent.mkdir(parents=True)
+    pd.DataFrame({"patient_id": ["a", "b", "c"], "centre": ["C1", "C1", "C2"], "status": ["ok", "ok", "error"],
+                  "reg_T2_mi": [0.5, 0.3, np.nan], "reg_T2_dice": [0.9, 0.8, np.nan]}
+                 ).to_csv(paths.qc_preprocess, sep="\t", index=False)
+    html = _qc_registration(paths)
+    assert "reg_T2_mi_median" in html and "reg_T2_dice_min" in html and "0.8" in html
+    assert "C2" not in html  # only cases that came through
+    paths.qc_preprocess.write_text("patient_id\tcentre\tstatus\na\tC1\tok\n")
+    assert _qc_registration(paths) == ""  # single-image studies: no registration table

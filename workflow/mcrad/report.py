@@ -176,7 +176,22 @@ def qc_section(rep: Report, paths: Paths) -> None:
         body += "<p>Acquisition per centre (voxel spacings seen, up to three; median tumour volume):</p>" + \
             _table(summary, 2)
         body += _qc_scanners(ok) + _qc_pictures(ok, paths)
+    body += _qc_registration(paths)
     rep.add("qc", "Acquisition and quality control", body)
+
+
+def _qc_registration(paths: Paths) -> str:
+    """Multi-sequence studies: how well each sequence was registered to the reference (qc/preprocess.tsv)."""
+    pre = _read(paths.qc_preprocess) if paths.qc_preprocess.is_file() else pd.DataFrame()
+    reg = [c for c in pre.columns if c.startswith("reg_")]
+    if not reg or not (pre["status"] == "ok").any():
+        return ""
+    table = pre[pre["status"] == "ok"].groupby("centre")[reg].agg(["median", "min"])
+    table.columns = [f"{col}_{stat}" for col, stat in table.columns]
+    return ("<p>Rigid registration of each sequence to the reference sequence, per centre (median and worst case): "
+            "Mattes mutual information at convergence (<code>_mi</code>, higher is better) and, where the sheet gives "
+            "a sequence its own mask, Dice of the reference mask carried over against it (<code>_dice</code>). "
+            "Per case: qc/preprocess.tsv.</p>" + _table(table.reset_index(), 3))
 
 
 QC_TAGS = ["modality", "manufacturer", "scanner_model", "kernel", "slice_thickness_mm"]

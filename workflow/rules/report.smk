@@ -11,6 +11,7 @@ rule report:
         prospective=[PATHS.prospective_metrics(ep) for ep in ENDPOINTS] if PLAN.prospective else [],
         predictions=expand(PATHS.predictions("{endpoint}"), endpoint=ENDPOINTS),
         qc=PATHS.qc_ingest,
+        qc_preprocess=PATHS.qc_preprocess,
         quarantine=PATHS.qc_quarantine,
         harmonised=PATHS.harmonised_features,
         diagnostics=[PATHS.harmonise_file(f) for f in ("diagnostics.json", "kruskal_wallis.tsv", "pca.tsv")],
