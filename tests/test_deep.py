@@ -172,7 +172,6 @@ def _dry_run(tmp_path: Path, deep_block: dict, profile: str | None = None) -> st
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     cfg["study"]["results"] = str(tmp_path / "results")
     cfg["deep"] = deep_block
-    cfg["design"]["prospective"] = []  # config/config.yaml (merged under --configfile) may name a 4th centre
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [str(SNAKEMAKE), "-n", "--configfile", str(tmp_path / "c.yaml")]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
