@@ -14,11 +14,14 @@ from mcrad import model as m
 from mcrad.validate import auc_ci
 
 pytestmark = pytest.mark.e2e
+# STUDY turns on a tiny deep stage, so the nodal endpoint has the deep and fusion models as well
+NODAL_MODELS = m.model_names({"name": "nodal_metastasis", "type": "binary"}, deep_active=True)
 
 def training_artefacts(r: Path) -> list[Path]:
     files = [Path("features/harmonised/train.tsv"), Path("features/raw/C1.tsv"), Path("harmonise/combat.json"),
-             Path("models/nodal_metastasis/internal_predictions.tsv")]
-    files += [Path(f"models/nodal_metastasis/{name}/{f}") for name in m.MODELS
+             Path("models/nodal_metastasis/internal_predictions.tsv"), Path("deep/nodal_metastasis/features_C1.tsv"),
+             Path("models/nodal_metastasis/internal_predictions_fusion.tsv")]
+    files += [Path(f"models/nodal_metastasis/{name}/{f}") for name in NODAL_MODELS
               for f in ("model.pkl", "meta.json", "manifest.json")]
     return files
 
@@ -31,14 +34,14 @@ def assert_identical(a: Path, b: Path, files: list[Path]) -> None:
 
 def test_outputs_tables_and_report(study):
     metrics = pd.read_csv(study / "validation/nodal_metastasis/metrics.tsv", sep="\t")
-    expected = {(mod, c, s) for mod in m.MODELS for c, s in
+    expected = {(mod, c, s) for mod in NODAL_MODELS for c, s in
                 (("C1", "internal"), ("C2", "external"), ("C3", "external"), ("pooled", "external"))}
     assert set(zip(metrics["model"], metrics["centre"], metrics["stage"], strict=True)) == expected
     assert {"n", "events", "auc", "auc_lo", "auc_hi"} <= set(metrics.columns)
     assert (metrics["auc_lo"] <= metrics["auc"]).all() and (metrics["auc"] <= metrics["auc_hi"]).all()
     pred = pd.read_csv(study / "validation/nodal_metastasis/predictions.tsv", sep="\t")
     assert list(pred.columns) == ["patient_id", "centre", "stage", "model", "label", "score"]
-    assert len(pred) == 3 * 160, "every patient scored by every model"
+    assert len(pred) == len(NODAL_MODELS) * 160, "every patient scored by every model"
     html = (study / "report/index.html").read_text()
     for section in ("Study design", "Acquisition and quality control", "Harmonisation",
                     "Performance: nodal_metastasis", "Synthetic ground truth", "Provenance"):
