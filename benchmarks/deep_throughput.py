@@ -55,7 +55,7 @@ def measure(items: list[dict], opts: dict, device: torch.device, epochs: int, se
                 batch = next(it)
             except StopIteration:
                 break
-            x = batch["image"].to(device, non_blocking=True)
+            x = batch["input"].to(device, non_blocking=True)
             y = torch.as_tensor(batch["label"], dtype=torch.float32, device=device)
             t_data = time.perf_counter()
             optim.zero_grad()

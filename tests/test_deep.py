@@ -47,7 +47,7 @@ def make_cases(root: Path, n_train: int = 24, n_ext: int = 6) -> tuple[Paths, pd
 
 def run_once(root: Path, opts: dict, n_train: int = 24) -> tuple[str, str, dict, pd.DataFrame]:
     paths, rows = make_cases(root, n_train)
-    deep.setup_determinism(11, 2)
+    deep.setup_determinism(11, 1)
     items, missing = deep.attach_labels(deep.case_items(rows[rows["centre"] == "A"], paths), rows, "y")
     assert missing == []
     net, table, curves, summary = deep.train_endpoint(items, opts, 11, CPU)
@@ -120,12 +120,35 @@ def test_each_network_trains_and_gives_gradcam_pngs(tmp_path, network):
     items, _ = deep.attach_labels(deep.case_items(rows, paths), rows, "y")
     deep.setup_determinism(3, 1)
     ds = deep.make_dataset(items, opts, -1000.0, 3)
-    assert ds.plain[0]["image"].shape == ((3, 16, 16) if network == "cnn2d" else (1, 16, 16, 16))
+    x = ds.plain[0]["input"]  # image channel(s), then the tumour mask channel(s) (deep.mask_channel)
+    assert x.shape == ((6, 16, 16) if network == "cnn2d" else (2, 16, 16, 16))
+    mask = x[3:] if network == "cnn2d" else x[1:]
+    assert set(mask.unique().tolist()) == {0.0, 1.0} and mask.sum() > 0
+    # the mask channel is where the tumour is bright (make_cases: tumour 20 or 200 HU over -50 HU background)
+    image = x[:3] if network == "cnn2d" else x[:1]
+    assert image[mask == 1].mean() > image[mask == 0].mean()
     net, curve, best = deep.fit(ds, list(range(6)), [6, 7], opts, 3, CPU)
     assert len(curve) == 1 and best == 1
     pngs = deep.write_gradcam(net, items, opts, tmp_path / "cam", CPU)
     assert [p.name for p in pngs] == ["A00.png", "A01.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_mask_channel_is_optional_and_augmentation_keeps_the_tumour_size(tmp_path):
+    paths, rows = make_cases(tmp_path, n_train=2, n_ext=0)
+    items, _ = deep.attach_labels(deep.case_items(rows, paths), rows, "y")
+    plain = deep.make_dataset(items, deep_opts(mask_channel=False), -1000.0, 3).plain[1]["input"]
+    assert plain.shape == (1, 12, 12, 12)
+    assert deep.build_network(deep_opts(mask_channel=False)).eval()(plain[None]).shape == (1, 1)
+    ds = deep.make_dataset(items, deep_opts(), -1000.0, 3)
+    base = ds.plain[1]["input"]
+    seen = set()
+    for _ in range(12):  # flips and in-plane quarter turns: the tumour keeps its voxel count and intensities
+        x = ds.train[1]["input"]
+        seen.add(str(x[0, 6, 6].round(decimals=3).tolist()))  # a noisy row of the image (the sphere is symmetric)
+        assert x[1].sum() == base[1].sum()
+        assert torch.allclose(x[0][x[1] == 1].sort().values, base[0][base[1] == 1].sort().values, atol=0.051)
+    assert len(seen) > 1  # ... and the augmentation did transform it
 
 
 def test_pretrained_weights_load_from_a_local_file_only(tmp_path):
@@ -168,15 +191,16 @@ def test_labels_and_too_few_cases_give_clear_errors(tmp_path):
         deep.build_network(deep_opts(network="densenet3d", crop_voxels=12))
 
 
-def _dry_run(tmp_path: Path, deep_block: dict, profile: str | None = None) -> str:
+def _dry_run(tmp_path: Path, deep_block: dict, targets: tuple[str, ...] = (), ok: bool = True) -> str:
+    """Dry run (-p prints the shell commands) of the tiny study with `deep_block`; returns stdout (stderr if not ok)."""
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     cfg["study"]["results"] = str(tmp_path / "results")
     cfg["deep"] = deep_block
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [str(SNAKEMAKE), "-n", "--configfile", str(tmp_path / "c.yaml")]
+    cmd = [str(SNAKEMAKE), "-n", "-p", *targets, "--configfile", str(tmp_path / "c.yaml")]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
-    return proc.stdout
+    assert (proc.returncode == 0) == ok, proc.stderr[-3000:] + proc.stdout[-3000:]
+    return proc.stdout if ok else proc.stderr + proc.stdout
 
 
 def test_dag_has_deep_jobs_only_when_activated(tmp_path):
@@ -184,6 +208,30 @@ def test_dag_has_deep_jobs_only_when_activated(tmp_path):
     assert "deep_train" in on and "deep_score" in on
     off = _dry_run(tmp_path, {"activate": False})
     assert "deep_train" not in off and "deep_score" not in off
+
+
+def _features_job(tmp_path: Path, autoseg: dict, shard: str) -> tuple[set[str], str]:
+    """Rules of the jobs that the features of `shard` need, and the features command line."""
+    cfg = load_config({**yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text()),
+                       "study": {"name": "tiny", "results": str(tmp_path / "results")}})
+    target = str(Paths.from_config(cfg).shard_table("features", shard))
+    out = _dry_run(tmp_path, {"activate": False, "autoseg": autoseg}, (target,))
+    stats = out.split("Job stats:")[1].split("total")[0]
+    [command] = [line for line in out.splitlines() if "mcrad.cli features " in line]
+    return set(re.findall(r"^(\w+)\s+\d+\s*$", stats, flags=re.M)), command
+
+
+def test_dag_sends_auto_masks_into_external_features_only_when_configured(tmp_path):
+    on = {"activate": True, "use_for_features": True}
+    rules, command = _features_job(tmp_path, on, "C2.000")
+    assert {"autoseg_train", "autoseg_predict", "features"} <= rules and "--auto-masks" in command
+    # the training centre keeps its provided masks (the UNet learned them)
+    rules, command = _features_job(tmp_path, on, "C1.000")
+    assert "autoseg_predict" not in rules and "--auto-masks" not in command
+    rules, command = _features_job(tmp_path, {"activate": True}, "C2.000")
+    assert "autoseg_predict" not in rules and "autoseg_train" not in rules and "--auto-masks" not in command
+    err = _dry_run(tmp_path, {"autoseg": {"use_for_features": True}}, ok=False)
+    assert "use_for_features is true but deep.autoseg.activate is false" in err
 
 
 def test_dice_matches_simpleitk():
@@ -202,7 +250,7 @@ def test_autoseg_unet_learns_the_training_masks_and_reports_dice_per_centre(tmp_
         (d / "segment" / "roi-tumour.nii.gz").rename(d / "preprocess" / "mask.nii.gz")
     opts = {**deep_opts(), "autoseg": {"activate": True, "patch_voxels": 16, "channels": [4, 8], "epochs": 40,
                                        "learning_rate": 0.01, "batch_size": 3}}
-    deep.setup_determinism(5, 2)
+    deep.setup_determinism(5, 1)
     cases = segment.autoseg_cases(rows, paths)
     net, losses = segment.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
     assert losses[-1] < losses[0]
@@ -211,8 +259,51 @@ def test_autoseg_unet_learns_the_training_masks_and_reports_dice_per_centre(tmp_
     summary = segment.dice_summary(per_case, ["A"])
     assert list(summary["centre"]) == ["A", "B"] and list(summary["n"]) == [6, 3]
     assert list(summary["role"]) == ["train (seen)", "external"]
+    assert list(summary["feature_masks"]) == ["provided", "provided"]
+    assert list(segment.dice_summary(per_case, ["A"], use_for_features=True)["feature_masks"]) == ["provided", "auto"]
     assert summary.loc[1, "dice_mean"] == pytest.approx(per_case.loc[per_case["centre"] == "B", "dice"].mean())
     assert summary["dice_mean"].min() > 0.6
+
+
+def test_features_of_an_external_centre_come_from_the_auto_masks(tmp_path):
+    from mcrad.cases import STATUS_COLUMNS
+    from mcrad.features import features_shard
+
+    paths, rows = make_cases(tmp_path, n_train=6, n_ext=2)
+    for r in rows.itertuples():  # autoseg learns the preprocessed mask; the segment ROI stays for the provided run
+        d = paths.case_dir(r.centre, r.patient_id)
+        sitk.WriteImage(sitk.ReadImage(str(d / "segment" / "roi-tumour.nii.gz")), str(d / "preprocess" / "mask.nii.gz"))
+    opts = {**deep_opts(), "autoseg": {"activate": True, "patch_voxels": 16, "channels": [4, 8], "epochs": 4,
+                                       "learning_rate": 0.01, "batch_size": 3}}
+    deep.setup_determinism(5, 1)
+    cases = segment.autoseg_cases(rows, paths)
+    net, _ = segment.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
+    seg_opts = {"peritumoral": {"activate": True, "radius_mm": 3.0, "min_intensity": None}}
+    per_case = segment.autoseg_centre(net, [c for c in cases if c[1] == "B"], opts, paths, CPU, seg_opts)
+    ext = rows[rows["centre"] == "B"].assign(failed_stage="", message="")[STATUS_COLUMNS]
+    for _, r in ext.iterrows():  # the provided ROIs, as the segment stage writes them
+        segment.segment_case(r, seg_opts, paths)
+    fopts = {"params": str(REPO / "config" / "radiomics" / "ct_default.yaml"), "sequence": "CT"}
+    auto = features_shard(ext, fopts, seg_opts, paths, True, auto_masks=True).set_index("patient_id")
+    provided = features_shard(ext, fopts, seg_opts, paths, True).set_index("patient_id")
+    voxel_mm3 = 2.0  # make_cases: 1 x 1 x 2 mm
+    for r in per_case.itertuples():
+        case = paths.case_dir("B", r.patient_id)
+        tumour = sitk.GetArrayFromImage(sitk.ReadImage(str(segment.roi_file(case, "tumour", auto=True))))
+        ring = sitk.GetArrayFromImage(sitk.ReadImage(str(segment.roi_file(case, "peritumoral", auto=True))))
+        given = sitk.GetArrayFromImage(sitk.ReadImage(str(segment.roi_file(case, "tumour"))))
+        assert 0 < tumour.sum() == r.auto_voxels and not (ring.astype(bool) & tumour.astype(bool)).any()
+        assert tumour.sum() != given.sum()  # a 4-epoch UNet: the two runs must differ to tell which masks fed them
+        # the ring was rebuilt around the auto mask: it touches it (6-neighbourhood) on every side
+        grown = np.zeros_like(tumour, bool)
+        for ax in range(3):
+            for step in (1, -1):
+                grown |= np.roll(tumour.astype(bool), step, axis=ax)
+        assert (ring.astype(bool) & grown).any()
+        row_auto, row_given = auto.loc[r.patient_id], provided.loc[r.patient_id]
+        assert row_auto["CT_tumour_original_shape_VoxelVolume"] == pytest.approx(tumour.sum() * voxel_mm3)
+        assert row_auto["CT_peritumoral_original_shape_VoxelVolume"] == pytest.approx(ring.sum() * voxel_mm3)
+        assert row_given["CT_tumour_original_shape_VoxelVolume"] == pytest.approx(given.sum() * voxel_mm3)
 
 
 def test_gpu_profile_sends_the_deep_rules_to_a_gpu():

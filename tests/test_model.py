@@ -202,3 +202,26 @@ def test_selectors_and_classifiers_from_config(selector, classifier):
     internal = runs[0][1]
     rad = internal[internal["model"] == "radiomics"]
     assert roc_auc_score(rad["label"], rad["score"]) > 0.7
+
+
+@pytest.mark.parametrize("classifier", ["svm", "rf"])
+def test_a_lasso_penalty_that_zeroes_every_feature_still_scores_in_inner_cv(classifier):
+    import warnings
+
+    from mcrad.model import LassoSelector, radiomics_pipeline
+
+    df = data(n=90, seed=2)
+    X, y = df[radiomics_columns(df)], df["y"].to_numpy()
+    tiny = 1e-4  # strong enough that the L1 logistic zeroes every coefficient
+    Z = (X - X.mean()) / X.std()
+    assert LassoSelector(C=tiny).fit(Z.drop(columns=X.columns[-1]), y).keep_.tolist() == [0], \
+        "the first feature to enter the LASSO path: f0, the signal (the last column is its copy)"
+    opts = {**OPTS, "lasso_C": [tiny, 1.0], "selector": "lasso", "classifier": classifier, "svm_C": [1.0],
+            "rf_trees": 25, "rf_max_depth": [2]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # sklearn: "One or more of the test scores are non-finite"
+        searches = [radiomics_pipeline(opts, seed=1).fit(X, y) for _ in range(2)]
+    scores = searches[0].cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all()
+    np.testing.assert_array_equal(scores, searches[1].cv_results_["mean_test_score"])
+    assert pickle.dumps(searches[0].best_estimator_) == pickle.dumps(searches[1].best_estimator_)

@@ -1,5 +1,6 @@
 """Stage 3: locked bundles score a held-back cohort without labels; evaluated once the labels arrive."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,3 +131,42 @@ def test_explain_writes_shap_tables_from_the_locked_bundles(bundles, tmp_path):
     assert set(shap["model"]) == {"radiomics", "nomogram"} and shap["patient_id"].nunique() == 90
     assert summary.loc[summary["model"] == "radiomics", "feature"].iloc[0] == FEATURES[0]
     assert "rad-score" in set(summary.loc[summary["model"] == "nomogram", "feature"])
+
+
+def test_an_outcome_edit_of_a_prospective_centre_reruns_evaluate_not_predict(tmp_path):
+    """Dry run on a finished (all outputs present, in date order) study with a prospective centre: a newer cohort
+    table of that centre (its outcomes were edited) reruns evaluation, but neither prediction nor harmonisation,
+    which read only its label-free predictors table."""
+    import os
+    import subprocess
+    import time
+
+    import yaml
+    from helpers import REPO, SNAKEMAKE
+    from mcrad.cohort import predictors_table
+
+    sheet = pd.DataFrame({"patient_id": ["a", "b"], "centre": ["C4", "C2"], "age": [60, 70], "y": [1, 0],
+                          "os_months": [3.0, 9.0], "reader": [0.2, 0.9]})
+    table = predictors_table(sheet, {"cohort": {"clinical": [{"name": "age", "type": "numeric"}]}}, "C4")
+    assert table.to_dict("list") == {"patient_id": ["a"], "centre": ["C4"], "age": [60]}  # no outcome, no extras
+    cfg = {"study": {"name": "dry", "seed": 7, "results": str(tmp_path / "results")},
+           "cohort": {"sheet": None, "synthetic": {"centres": 4, "patients_per_centre": 16, "field_of_view_mm": 56}},
+           "design": {"train": ["C1"], "external": ["C2", "C3"], "prospective": ["C4"]},
+           "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"}]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    # mtime only: the edit changes a file's date; no job has run here, so there is no provenance to compare
+    cmd = [str(SNAKEMAKE), "--configfile", str(tmp_path / "c.yaml"), "--rerun-triggers", "mtime"]
+
+    def run(*args: str) -> str:
+        return subprocess.run([*cmd, *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+    outputs = [line.split("\t")[0] for line in run("--summary").splitlines()[1:]]
+    now = time.time()
+    for f in map(Path, outputs):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+        os.utime(f, (now, now))  # one date for all, after the repository's files: nothing is out of date
+    assert "Nothing to be done" in run("-n")
+    os.utime(tmp_path / "results" / "dry" / "cohort" / "C4.tsv", (now + 60, now + 60))
+    plan = run("-n", "--quiet", "rules").split("Job stats:")[1].split("total")[0].splitlines()[3:]
+    assert {line.split()[0] for line in plan if line.strip()} == {"evaluate_prospective", "report", "all"}

@@ -90,3 +90,26 @@ def test_c_index_variance_and_logrank_equal_r_survival(rscript, tmp_path, seed):
     assert var == pytest.approx(ref["var"], abs=1e-9)
     p = logrank_p(d["time"].to_numpy(), d["event"].to_numpy(), d["group"].to_numpy() == 1)
     assert p == pytest.approx(ref["logrank_p"], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paired_c_index_difference_and_p_equal_r_survival(rscript, tmp_path, seed):
+    from mcrad.model import concordance
+    from mcrad.validate import concordance_paired
+
+    rng = np.random.default_rng(seed)
+    a = np.round(rng.normal(size=80), 1)  # tied risks
+    b = np.round(0.6 * a + rng.normal(scale=0.8, size=80), 1)  # correlated with a: the covariance matters
+    t = np.round(rng.exponential(np.exp(-0.7 * a) * 10)) + 1  # tied times, events tied with censorings
+    c = np.round(rng.uniform(3, 25, 80))
+    d = pd.DataFrame({"time": np.minimum(t, c), "event": (t <= c).astype(int), "a": a, "b": b})
+    assert d.duplicated(["time"]).any() and d.duplicated(["a"]).any()
+    d.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    subprocess.run([rscript, "tests/r/concordance_paired.R", tmp_path / "in.tsv", tmp_path / "out.tsv"], check=True)
+    ref = pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[0]
+    assert abs(ref["cov"]) > 1e-5  # a correlated pair: an unpaired test would give a different p
+    diff, p = concordance_paired(d["time"], d["event"], d["a"], d["b"])
+    assert concordance(d["time"], d["event"], d["a"])[0] == pytest.approx(ref["c_a"], abs=1e-9)
+    assert diff == pytest.approx(ref["diff"], abs=1e-6)
+    assert p == pytest.approx(ref["p"], abs=1e-6)
+    assert 1e-4 < p < 1  # not a degenerate p: the test can tell a wrong variance

@@ -115,6 +115,71 @@ def test_locked_survival_bundle_scores_an_external_centre(trained, tmp_path):
     assert 0.6 < ext["td_auc_12"] < 1 and 0.6 < ext["td_auc_24"] < 1
 
 
+def test_paired_c_index_tests_cover_every_model_pair_per_centre_and_pooled(trained):
+    from mcrad.validate import concordance_paired, paired_concordance
+
+    df, (fitted, internal) = trained
+    ext = []
+    for centre, seed in (("E1", 8), ("E2", 9)):
+        new = cohort(n=120, seed=seed, centre=centre)
+        for name in ("clinical", "radiomics", "nomogram"):
+            ext.append(pd.DataFrame({"patient_id": new["patient_id"], "centre": centre, "stage": "external",
+                                     "model": name, "label": new["os_event"], "time": new["os_months"],
+                                     "score": fitted[name]["model"].decision_function(new)}))
+    pred = pd.concat([internal, *ext], ignore_index=True)
+    out = paired_concordance(pred)
+    assert list(out.columns) == ["centre", "stage", "model_a", "model_b", "n", "events", "c_difference",
+                                 "p_concordance"]
+    assert set(zip(out["centre"], out["model_a"], out["model_b"], strict=True)) == {
+        (c, a, b) for c in ("T", "E1", "E2", "pooled")
+        for a, b in (("clinical", "radiomics"), ("clinical", "nomogram"), ("radiomics", "nomogram"))}
+    pooled = out[(out["centre"] == "pooled") & (out["model_a"] == "clinical") & (out["model_b"] == "radiomics")]
+    both = pd.concat(ext)
+    wide = both.pivot_table(index="patient_id", columns="model", values="score")
+    first = both.groupby("patient_id")[["time", "label"]].first().loc[wide.index]
+    diff, p = concordance_paired(first["time"], first["label"], wide["clinical"], wide["radiomics"])
+    assert pooled["n"].item() == 240 and pooled["c_difference"].item() == pytest.approx(diff, abs=1e-12)
+    assert diff < 0 and p < 1e-3, "the radiomics signal beats age and sex"
+    # swapping the models flips the sign and keeps the p-value
+    assert concordance_paired(first["time"], first["label"], wide["radiomics"], wide["clinical"]) == \
+        pytest.approx((-diff, p), abs=1e-12)
+
+
+def test_survival_nomogram_rad_scores_choose_the_penalty_within_each_fold():
+    from mcrad.model import CoxModel, CoxSearch, build_survival_model, survival_splits
+
+    opts = {**OPTS, "cox_penalizer": [0.01, 0.1, 1.0]}
+    df = cohort(seed=0)
+    y = np.column_stack([df["os_months"], df["os_event"]]).astype(float)
+    Xr = df[radiomics_columns(df)]
+    nomogram = build_survival_model("nomogram", radiomics_columns(df), CLINICAL, opts, seed=5).fit(df, y)
+    oof, chosen = np.empty(len(y)), []
+    for train, test in survival_splits(y, opts["inner_folds"], 5):
+        search = CoxSearch(opts, 5).fit(Xr.iloc[train], y[train])
+        oof[test] = search.decision_function(Xr.iloc[test])
+        chosen.append(search.best_params_["penalizer"])
+    assert set(chosen) != {nomogram.radiomics_.best_params_["penalizer"]}, "folds choose another penalty here"
+    design = np.column_stack([oof, nomogram.clinical_.transform(df)])
+    np.testing.assert_allclose(nomogram.cox_.coef_, CoxModel(0.01).fit(design, y).coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_prospective_survival_evaluation_compares_the_models_pairwise(trained):
+    from mcrad.prospective import evaluate
+    from mcrad.validate import paired_concordance
+
+    df, (fitted, _) = trained
+    new = cohort(n=150, seed=12, centre="P")
+    pred = pd.concat([pd.DataFrame({"patient_id": new["patient_id"], "centre": "P", "stage": "prospective",
+                                    "model": name, "score": fitted[name]["model"].decision_function(new),
+                                    "threshold": fitted[name]["threshold"]})
+                      for name in ("clinical", "radiomics", "nomogram")], ignore_index=True)
+    _, paired = evaluate(pred, new[["patient_id", "os_event", "os_months"]], ENDPOINT, 0.05)
+    ref = paired_concordance(pred.merge(new[["patient_id", "os_event", "os_months"]]).rename(
+        columns={"os_event": "label", "os_months": "time"}).assign(stage="external"))
+    assert len(paired) == 3 and set(paired["stage"]) == {"prospective"}
+    pd.testing.assert_frame_equal(paired.drop(columns="stage"), ref.drop(columns="stage"))
+
+
 def test_too_few_events_for_the_folds_is_a_clear_error():
     df = cohort(n=30)
     df["os_event"] = 0

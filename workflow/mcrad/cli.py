@@ -45,12 +45,14 @@ def cmd_check(a: argparse.Namespace) -> None:
 
 
 def cmd_cohort_tables(a: argparse.Namespace) -> None:
-    from mcrad.cohort import centre_table, load_sheet
+    from mcrad.cohort import centre_table, load_sheet, predictors_table
 
     cfg = _json(a.config)
     df = load_sheet(a.sheet, cfg)
     for centre, out in zip(a.centres, a.out, strict=True):
         _write_tsv(centre_table(df, cfg, centre), out)
+    for centre, out in zip(a.centres if a.predictors else [], a.predictors, strict=True):
+        _write_tsv(predictors_table(df, cfg, centre), out)
 
 
 def _paths(root: str):
@@ -104,7 +106,7 @@ def cmd_case_stage(a: argparse.Namespace) -> None:
         out = run(rows, opts, paths, a.strict)
     else:
         from mcrad.features import features_shard
-        out = features_shard(rows, opts, _json(a.segment_options), paths, a.strict, sequences)
+        out = features_shard(rows, opts, _json(a.segment_options), paths, a.strict, sequences, a.auto_masks)
     _write_tsv(out, a.out)
 
 
@@ -308,8 +310,8 @@ def cmd_validate(a: argparse.Namespace) -> None:
         return v.summarise(pred, thresholds, alpha)
 
     _write_tsv(summarise(predictions), a.metrics)
-    # paired DeLong tests compare AUCs: binary endpoints only (a survival endpoint gets the empty table)
-    _write_tsv(v.paired_comparisons(predictions.iloc[:0] if survival else predictions), a.paired)
+    # paired tests between models on the same patients: DeLong (AUC) or, for survival endpoints, C-index
+    _write_tsv(v.paired_concordance(predictions) if survival else v.paired_comparisons(predictions), a.paired)
     if a.comparison:
         external = predictions[predictions["stage"] == "external"]
         both = pd.concat([summarise(external).assign(harmonisation="combat"),
@@ -410,14 +412,14 @@ def cmd_autoseg_predict(a: argparse.Namespace) -> None:
     rows = pd.concat([_read_tsv(p) for p in a.shards], ignore_index=True)
     paths = _paths(a.root)
     _write_tsv(segment.autoseg_centre(net.to(device).eval(), segment.autoseg_cases(rows, paths), opts, paths,
-                                      device), a.out)
+                                      device, _json(a.segment_options)), a.out)
 
 
 def cmd_autoseg_summary(a: argparse.Namespace) -> None:
     from mcrad import segment
 
     per_case = pd.concat([_read_tsv(p) for p in a.inputs], ignore_index=True)
-    _write_tsv(segment.dice_summary(per_case, a.train), a.out)
+    _write_tsv(segment.dice_summary(per_case, a.train, a.use_for_features), a.out)
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -447,6 +449,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True, help="JSON: validated config (cohort, design, endpoints)")
     s.add_argument("--centres", nargs="+", required=True)
     s.add_argument("--out", nargs="+", required=True)
+    s.add_argument("--predictors", nargs="*", default=[], help="also the label-free tables of the same centres")
     s.set_defaults(func=cmd_cohort_tables)
 
     s = sub.add_parser("ingest", help="read, check and canonicalise the images and masks of a shard")
@@ -479,6 +482,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--options", required=True, help=f"JSON: the config's {name} section")
         if name == "features":
             s.add_argument("--segment-options", required=True)
+            s.add_argument("--auto-masks", action="store_true", help="ROIs from the auto-segmentation UNet's masks")
         if name in ("preprocess", "features"):
             s.add_argument("--sequences", default="", help="cohort.sequences, comma-separated (empty: one image)")
         if name == "preprocess":
@@ -666,6 +670,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("autoseg-predict", help="auto-segmentation: masks and Dice of one centre's cases")
     s.add_argument("--model-dir", required=True)
+    s.add_argument("--segment-options", required=True, help="JSON: the config's segment section (peritumoral ring)")
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--shards", nargs="+", required=True)
     s.add_argument("--root", required=True)
@@ -675,6 +680,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("autoseg-summary", help="auto-segmentation: Dice per centre")
     s.add_argument("--inputs", nargs="+", required=True)
     s.add_argument("--train", nargs="+", required=True, help="training centres")
+    s.add_argument("--use-for-features", action="store_true", help="deep.autoseg.use_for_features is on")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_autoseg_summary)
 

@@ -156,6 +156,13 @@ def make_shards(index: pd.DataFrame, shard_size: int) -> dict[str, list[str]]:
     return shards
 
 
+def predictors_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
+    """Label-free table of one centre: patient_id, centre and the cohort.clinical predictors, no outcome or other
+    sheet column; what prediction and harmonisation read, so an outcome edit does not rerun them."""
+    cols = ["patient_id", "centre", *(c["name"] for c in cfg["cohort"]["clinical"])]
+    return df.loc[df["centre"] == centre, cols].reset_index(drop=True)
+
+
 def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
     """Clinical and endpoint columns of one centre (no image paths): what model and validate rules read."""
     cols = ["patient_id", "centre", *(c["name"] for c in cfg["cohort"]["clinical"]),

@@ -130,6 +130,10 @@ class Paths:
     def cohort_table(self, centre: str) -> Path:
         return self.root / "cohort" / f"{centre}.tsv"
 
+    # label-free: patient_id, centre and cohort.clinical only, for rules that must not rerun when outcomes change
+    def predictors_table(self, centre: str) -> Path:
+        return self.root / "cohort" / "predictors" / f"{centre}.tsv"
+
     # per-case stages: one table per shard, per-case files under cases/
     def shard_table(self, stage: str, shard: str) -> Path:
         return self.root / "shards" / stage / f"{shard}.tsv"

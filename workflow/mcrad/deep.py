@@ -17,7 +17,16 @@ import torch
 from monai.data import CacheDataset, DataLoader, PersistentDataset
 from monai.data import Dataset as MonaiDataset
 from monai.networks.nets import DenseNet, ResNet
-from monai.transforms import Compose, EnsureTyped, MapTransform, RandFlipd, RandShiftIntensityd, ScaleIntensityRanged
+from monai.transforms import (
+    Compose,
+    ConcatItemsd,
+    EnsureTyped,
+    MapTransform,
+    RandFlipd,
+    RandRotate90d,
+    RandShiftIntensityd,
+    ScaleIntensityRanged,
+)
 from monai.utils import set_determinism
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -71,7 +80,8 @@ def largest_slices(image: np.ndarray, roi: np.ndarray, k: int) -> np.ndarray:
 
 
 class TumourCropd(MapTransform):
-    """Reads `image` and `roi` paths (SimpleITK) and puts the network input, (C, ...) float32, under `image`."""
+    """Reads `image` and `roi` paths (SimpleITK); puts the crop, (C, ...) float32, under `image` and the ROI crop
+    (same layout) under `roi`."""
 
     def __init__(self, crop_mm: float, voxels: int, fill: float, slices_2d: int | None):
         super().__init__(keys=["image", "roi"])
@@ -88,8 +98,10 @@ class TumourCropd(MapTransform):
         if not msk.any():
             raise CaseError(d["patient_id"], str(d["roi"]), "the tumour ROI is empty",
                             "check the mask of this case")
-        d["image"] = largest_slices(img, msk, self.slices_2d) if self.slices_2d else img[None]
-        d["roi"] = msk[None]
+        if self.slices_2d:
+            d["image"], d["roi"] = largest_slices(img, msk, self.slices_2d), largest_slices(msk, msk, self.slices_2d)
+        else:
+            d["image"], d["roi"] = img[None], msk[None]
         return d
 
 
@@ -100,18 +112,35 @@ def case_transforms(opts: dict, fill: float) -> Compose:
         TumourCropd(opts["crop_mm"], opts["crop_voxels"], fill,
                     opts["slices_2d"] if opts["network"] == "cnn2d" else None),
         ScaleIntensityRanged(keys="image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
-        EnsureTyped(keys=["image", "roi"], track_meta=False),
+        EnsureTyped(keys=["image", "roi"], dtype=torch.float32, track_meta=False),
     ])
 
 
+def network_input(opts: dict) -> ConcatItemsd:
+    """`input`: the image channel(s), then with deep.mask_channel the ROI crop, so the network sees the tumour's
+    extent and shape directly instead of having to find its boundary in the intensities."""
+    return ConcatItemsd(keys=["image", "roi"] if opts["mask_channel"] else ["image"], name="input", dim=0)
+
+
+def input_channels(opts: dict) -> int:
+    per_slice = 2 if opts["mask_channel"] else 1
+    return per_slice * (opts["slices_2d"] if opts["network"] == "cnn2d" else 1)
+
+
 def augmentation(opts: dict, seed: int) -> Compose:
-    """Seeded training augmentation applied on top of the cached crops (identity when deep.augment is off)."""
+    """Seeded training augmentation applied on top of the cached crops (identity when deep.augment is off).
+
+    Only flips and in-plane quarter turns, which keep the tumour's size, shape and texture (the endpoint's signals),
+    applied alike to image and ROI; the small intensity shift touches the image only.
+    """
     steps: list = []
     if opts["augment"]:
-        axes = [1] if opts["network"] == "cnn2d" else [1, 2]  # left-right (x), front-back (y); never cranio-caudal
+        two_d = opts["network"] == "cnn2d"
+        axes = [1] if two_d else [1, 2]  # left-right (x), front-back (y); never cranio-caudal
         steps = [RandFlipd(keys=["image", "roi"], prob=0.5, spatial_axis=a) for a in axes]
+        steps.append(RandRotate90d(keys=["image", "roi"], prob=0.5, spatial_axes=(0, 1) if two_d else (1, 2)))
         steps.append(RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5))
-    return Compose(steps).set_random_state(seed=seed)
+    return Compose([*steps, network_input(opts)]).set_random_state(seed=seed)
 
 
 class DeepNet(nn.Module):
@@ -136,12 +165,12 @@ def build_network(opts: dict) -> DeepNet:
         if opts["crop_voxels"] < 16:  # four halvings (stem, pool, two transitions) must leave a voxel
             raise McradError(f"deep.network densenet3d needs deep.crop_voxels >= 16, got {opts['crop_voxels']}. "
                              "Fix: raise crop_voxels or use resnet3d.")
-        backbone: nn.Module = DenseNet(spatial_dims=3, in_channels=1, out_channels=emb, init_features=2 * w,
-                                       growth_rate=w, block_config=(2, 2, 2))
+        backbone: nn.Module = DenseNet(spatial_dims=3, in_channels=input_channels(opts), out_channels=emb,
+                                       init_features=2 * w, growth_rate=w, block_config=(2, 2, 2))
     else:
         two_d = opts["network"] == "cnn2d"
         backbone = ResNet(block="basic", layers=[1, 1, 1, 1], block_inplanes=[w, 2 * w, 4 * w, 8 * w],
-                          spatial_dims=2 if two_d else 3, n_input_channels=opts["slices_2d"] if two_d else 1,
+                          spatial_dims=2 if two_d else 3, n_input_channels=input_channels(opts),
                           num_classes=emb)
     return DeepNet(backbone, emb)
 
@@ -182,10 +211,10 @@ def make_dataset(items: list[dict], opts: dict, fill: float, seed: int) -> Datas
     """Crops computed once (in memory, or on disk in deep.cache_dir); training reads them through augmentation."""
     tf = case_transforms(opts, fill)
     if opts["cache_dir"]:
-        plain = PersistentDataset(items, tf, cache_dir=opts["cache_dir"])
+        cached = PersistentDataset(items, tf, cache_dir=opts["cache_dir"])
     else:
-        plain = CacheDataset(items, tf, cache_rate=1.0, num_workers=0, progress=False)
-    return Dataset(items, MonaiDataset(plain, augmentation(opts, seed)), plain)
+        cached = CacheDataset(items, tf, cache_rate=1.0, num_workers=0, progress=False)
+    return Dataset(items, MonaiDataset(cached, augmentation(opts, seed)), MonaiDataset(cached, network_input(opts)))
 
 
 def _loader(ds: Any, idx: list[int], opts: dict, shuffle: bool, seed: int) -> DataLoader:
@@ -202,7 +231,7 @@ def predict(net: DeepNet, ds: Dataset, idx: list[int], opts: dict, device: torch
     probs, embs = [], []
     with torch.no_grad():
         for batch in _loader(ds.plain, idx, opts, False, 0):
-            e = net.embed(batch["image"].to(device))
+            e = net.embed(batch["input"].to(device))
             probs.append(torch.sigmoid(net.head(e))[:, 0].cpu().numpy())
             embs.append(e.cpu().numpy())
     return np.concatenate(probs).astype(np.float64), np.concatenate(embs).astype(np.float64)
@@ -228,7 +257,7 @@ def fit(ds: Dataset, train_idx: list[int], val_idx: list[int] | None, opts: dict
         net.train()
         total, n = 0.0, 0
         for batch in _loader(ds.train, train_idx, opts, True, seed + epoch):
-            x = batch["image"].to(device)
+            x = batch["input"].to(device)
             y = torch.as_tensor(batch["label"], dtype=torch.float32, device=device)
             optim.zero_grad()
             loss = loss_fn(net(x)[:, 0], y)
@@ -366,12 +395,12 @@ def write_gradcam(net: DeepNet, items: list[dict], opts: dict, out_dir: Path, de
     chosen = items[: opts["gradcam_cases"]]
     if not chosen:
         return []
-    tf = case_transforms(opts, _fill(opts))
+    tf = Compose([case_transforms(opts, _fill(opts)), network_input(opts)])
     cam = GradCAM(nn_module=net, target_layers=gradcam_layer(opts))
     written = []
     for it in chosen:
         d = tf(dict(it))
-        x = d["image"][None].to(device)
+        x = d["input"][None].to(device)
         heat = cam(x, class_idx=0)[0, 0].detach().cpu().numpy()
         with torch.no_grad():
             p = float(torch.sigmoid(net(x))[0, 0])

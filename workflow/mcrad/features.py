@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from mcrad.cases import STATUS_COLUMNS, file_sha256, run_stage
 from mcrad.config import Paths
 from mcrad.errors import CaseError, McradError
-from mcrad.segment import peritumoral_ring, roi_names
+from mcrad.segment import peritumoral_ring, roi_file, roi_names
 
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
@@ -85,19 +85,19 @@ def sequence_images(case: Path, opts: dict, sequences: list[str]) -> dict[str, P
     return {seq: case / "preprocess" / f"image-{seq}.nii.gz" for seq in sequences}
 
 
-def features_case(row: pd.Series, extractor, opts: dict, rois: list[str], paths: Paths, sequences: list[str] = ()
-                  ) -> dict[str, Any]:
+def features_case(row: pd.Series, extractor, opts: dict, rois: list[str], paths: Paths, sequences: list[str] = (),
+                  auto_masks: bool = False) -> dict[str, Any]:
     case = paths.case_dir(row["centre"], row["patient_id"])
     values: dict[str, Any] = {}
     flags: list[dict] = []
     for seq, image_file in sequence_images(case, opts, list(sequences)).items():
         image = _read(row["patient_id"], image_file)
         for roi in rois:
-            roi_file = case / "segment" / f"roi-{roi}.nii.gz"
+            roi_path = roi_file(case, roi, auto_masks)
             try:
-                v, f = extract_roi(extractor, image, _read(row["patient_id"], roi_file), f"{seq}_{roi}")
+                v, f = extract_roi(extractor, image, _read(row["patient_id"], roi_path), f"{seq}_{roi}")
             except (ValueError, RuntimeError) as exc:
-                raise CaseError(row["patient_id"], str(roi_file), f"pyradiomics failed on ROI '{roi}' of {seq} ({exc})",
+                raise CaseError(row["patient_id"], str(roi_path), f"pyradiomics failed on ROI '{roi}' of {seq} ({exc})",
                                 "inspect the ROI in the QC images (empty ROI, or image and ROI grids differ)") from exc
             values.update(v)
             flags += [{"roi": roi, **x} for x in f]
@@ -113,21 +113,23 @@ def _read(patient_id: str, path: Path) -> sitk.Image:
 
 
 def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Paths, strict: bool,
-                   sequences: list[str] = ()) -> pd.DataFrame:
+                   sequences: list[str] = (), auto_masks: bool = False) -> pd.DataFrame:
+    """`auto_masks`: ROIs from the auto-segmentation UNet (deep.autoseg.use_for_features) instead of the provided."""
     extractor = make_extractor(opts["params"])
     rois = roi_names(segment_opts)
     rows = rows[STATUS_COLUMNS]
     # the robustness filter does not change a case's features: its options must not invalidate the cache
     options = {**{k: v for k, v in opts.items() if k != "robustness"}, "params_sha256": file_sha256(opts["params"]),
-               "rois": rois, **({"sequences": list(sequences)} if sequences else {})}
+               "rois": rois, **({"sequences": list(sequences)} if sequences else {}),
+               **({"auto_masks": True} if auto_masks else {})}
 
     def inputs(r: pd.Series) -> list[Path]:
         case = paths.case_dir(r["centre"], r["patient_id"])
         return [*sequence_images(case, opts, list(sequences)).values(),
-                *(case / "segment" / f"roi-{x}.nii.gz" for x in rois)]
+                *(roi_file(case, x, auto_masks) for x in rois)]
 
-    return run_stage(rows, "features", lambda r: features_case(r, extractor, opts, rois, paths, sequences), inputs,
-                     paths, __file__, options, strict)
+    return run_stage(rows, "features", lambda r: features_case(r, extractor, opts, rois, paths, sequences, auto_masks),
+                     inputs, paths, __file__, options, strict)
 
 
 FLAG_COLUMNS = ["patient_id", "centre", "roi", "image_type", "feature_class", "problem"]

@@ -138,6 +138,35 @@ class MRMR(TransformerMixin, BaseEstimator):
         return names[self.keep_]
 
 
+class LassoSelector(TransformerMixin, BaseEstimator):
+    """Keep the features with a non-zero L1-penalised logistic coefficient. A penalty strong enough to zero them
+    all keeps the single feature that enters the LASSO path first (largest |X_j' (y - mean y)| on the
+    standardised data it is fitted on; the first on ties), so every candidate penalty of the inner CV gives a
+    classifier something to fit and a finite score."""
+
+    def __init__(self, C: float = 1.0, seed: int = 0):
+        self.C, self.seed = C, seed
+
+    def fit(self, X, y):
+        X, y = np.asarray(X, float), np.asarray(y)
+        lasso = LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000, C=self.C,
+                                   random_state=self.seed).fit(X, y)
+        keep = np.flatnonzero(lasso.coef_[0] != 0)
+        if len(keep) == 0:
+            keep = np.array([int(np.argmax(np.abs(X.T @ (y - y.mean()))))])
+        self.keep_ = keep
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "keep_")
+        return np.asarray(X, float)[:, self.keep_]
+
+    def get_feature_names_out(self, input_features=None):
+        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
+        return names[self.keep_]
+
+
 def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
     """The radiomics model inside its inner-CV search. Default: LASSO logistic (selection and classifier in one,
     penalty by the one-standard-error rule). Otherwise a selector (LASSO or mRMR) then a classifier (logistic,
@@ -156,14 +185,12 @@ def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
         return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring="roc_auc", cv=inner, n_jobs=1,
                             refit=one_standard_error)
     from sklearn.ensemble import RandomForestClassifier
-    from sklearn.feature_selection import SelectFromModel
     from sklearn.svm import SVC
 
     grid: dict[str, list] = {}
     if selector == "lasso":
-        steps.append(("select", SelectFromModel(LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000,
-                                                                   random_state=seed))))
-        grid["select__estimator__C"] = opts["lasso_C"]
+        steps.append(("select", LassoSelector(seed=seed)))
+        grid["select__C"] = opts["lasso_C"]
     else:
         steps.append(("select", MRMR()))
         grid["select__k"] = opts["mrmr_k"]
@@ -255,18 +282,25 @@ def concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[
     survival::concordance(reverse = TRUE) computes them: a pair is comparable when the earlier time is an
     event (a censored time tied with an event counts as later), tied risks count 1/2, tied event times are
     not comparable. O(n^2) memory: fine for cohorts of a few thousand."""
+    c, influence = concordance_influence(time, event, risk)
+    return c, float(np.sum(influence ** 2)) if np.isfinite(c) else np.nan
+
+
+def concordance_influence(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[float, np.ndarray]:
+    """Harrell's C (as `concordance`) and each patient's infinitesimal-jackknife influence on it: the sum of
+    squares is its variance; the cross-products of two risk scores' influences on the same patients their
+    covariance (R survival::concordance with several predictors)."""
     t, e, r = np.asarray(time, float), np.asarray(event).astype(bool), np.asarray(risk, float)
     comparable = e[:, None] & ((t[:, None] < t[None, :]) | ((t[:, None] == t[None, :]) & ~e[None, :]))
     score = comparable * ((r[:, None] > r[None, :]) + 0.5 * (r[:, None] == r[None, :]))
     n_pairs = comparable.sum()
     if n_pairs == 0:
-        return np.nan, np.nan
+        return np.nan, np.full(len(t), np.nan)
     c = score.sum() / n_pairs
     # derivative of C = N(w)/D(w) with respect to each case weight, at w = 1 (each case is in rows and columns)
     d_num = score.sum(axis=1) + score.sum(axis=0)
     d_den = comparable.sum(axis=1) + comparable.sum(axis=0)
-    influence = (d_num - c * d_den) / n_pairs
-    return float(c), float(np.sum(influence ** 2))
+    return float(c), (d_num - c * d_den) / n_pairs
 
 
 def univariate_concordance(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -393,9 +427,9 @@ class SurvivalNomogram(BaseEstimator):
         y = np.asarray(y, float)
         Xr = X[self.radiomics_columns]
         self.radiomics_ = clone(self.radiomics).fit(Xr, y)
-        # out-of-fold rad-scores refit the pipeline at the chosen penalty (a full search per fold costs 3x more)
-        fixed = self.radiomics_.pipeline(**self.radiomics_.best_params_)
-        rad_oof = out_of_fold_risk(fixed, Xr, y, survival_splits(y, self.inner_folds, self.seed))
+        # out-of-fold rad-scores: the whole search (penalty included) in each fold, so the nomogram never learns
+        # from a score whose penalty saw the held-out rows (as the binary Nomogram's cross_val_predict does)
+        rad_oof = out_of_fold_risk(self.radiomics, Xr, y, survival_splits(y, self.inner_folds, self.seed))
         self.clinical_ = clone(self.clinical).fit(X, y)
         self.cox_ = CoxModel(0.01).fit(self._design(rad_oof, X), y)
         return self

@@ -8,7 +8,14 @@ import pandas as pd
 
 from mcrad.errors import McradError
 from mcrad.model import load_bundle
-from mcrad.validate import attach_outcomes, paired_comparisons, predict_bundle, summarise, summarise_survival
+from mcrad.validate import (
+    attach_outcomes,
+    paired_comparisons,
+    paired_concordance,
+    predict_bundle,
+    summarise,
+    summarise_survival,
+)
 
 STAGE = "prospective"
 COLUMNS = ["patient_id", "centre", "stage", "model", "score", "threshold", "positive"]
@@ -33,8 +40,8 @@ def predict(bundles: list[Path], features: pd.DataFrame, clinical: pd.DataFrame 
 
 def evaluate(predictions: pd.DataFrame, outcomes: pd.DataFrame, endpoint: dict,
              alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stage-3 metrics (one row per model x centre, plus pooled centres) and paired DeLong tests between models,
-    at the thresholds stored in the predictions table (locked at training)."""
+    """Stage-3 metrics (one row per model x centre, plus pooled centres) and paired tests between models (DeLong;
+    C-index for survival endpoints), at the thresholds stored in the predictions table (locked at training)."""
     missing = [c for c in ("patient_id", "centre", "model", "score", "threshold") if c not in predictions.columns]
     if missing:
         raise McradError(f"the predictions table lacks column(s) {missing}. Fix: give the output of `mcrad predict`.")
@@ -48,7 +55,7 @@ def evaluate(predictions: pd.DataFrame, outcomes: pd.DataFrame, endpoint: dict,
     locked = thresholds["min"].to_dict()
     if endpoint.get("type") == "survival":
         metrics = summarise_survival(pooled, locked, alpha, endpoint.get("times", []))
-        paired = paired_comparisons(pooled.iloc[:0])
+        paired = paired_concordance(pooled)
     else:
         metrics = summarise(pooled, locked, alpha)
         paired = paired_comparisons(pooled)

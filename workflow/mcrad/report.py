@@ -331,8 +331,9 @@ def deep_section(rep: Report, cfg: dict, paths: Paths) -> None:
             body += ("<p>Grad-CAM (monai.visualize) of the deep score, axial slice through the crop centre, for "
                      "the first cases of each centre:</p>" + "".join(cams))
     if paths.autoseg_dice.is_file():
-        body += ("<h3>Auto-segmentation</h3><p>Dice of the UNet's masks against the provided masks:</p>"
-                 + _table(_read(paths.autoseg_dice)))
+        body += ("<h3>Auto-segmentation</h3><p>Dice of the UNet's masks against the provided masks; "
+                 "<code>feature_masks</code> says which masks the centre's radiomics features were extracted from "
+                 "(auto: the UNet's, deep.autoseg.use_for_features).</p>" + _table(_read(paths.autoseg_dice)))
     if body:
         rep.add("deep", "Deep learning", body)
 
@@ -543,6 +544,11 @@ def survival_section(rep: Report, ep: dict, paths: Paths) -> None:
             "risk above it) with the log-rank p between them; time-dependent AUC (cumulative/dynamic, inverse "
             "probability of censoring weighted) at the configured times. Internal rows are out-of-fold "
             "predictions on the training centre.</p>" + _table(metrics[cols]) + km_figure(rep, pred, thresholds, name))
+    if paths.paired(name).is_file() and len(paired := _read(paths.paired(name))):
+        rep.add(f"comparisons-{name}", f"Model comparisons: {name}",
+                "<p>Paired C-index tests between models on the same patients (difference = C of model a minus "
+                "model b; variance from the infinitesimal-jackknife covariance of the two, as R "
+                "survival::concordance).</p>" + _table(paired))
 
 
 def prospective_section(rep: Report, ep: dict, paths: Paths) -> None:

@@ -17,6 +17,11 @@ def roi_names(opts: dict) -> list[str]:
     return ["tumour"] + (["peritumoral"] if opts["peritumoral"]["activate"] else [])
 
 
+def roi_file(case: Path, roi: str, auto: bool = False) -> Path:
+    """A case's ROI: roi-<name> from the provided mask, or auto-<name> from the auto-segmentation UNet's mask."""
+    return case / "segment" / f"{'auto' if auto else 'roi'}-{roi}.nii.gz"
+
+
 def peritumoral_ring(image: sitk.Image, mask: sitk.Image, radius_mm: float, min_intensity: float | None
                      ) -> sitk.Image:
     """Voxels outside the tumour within `radius_mm` of it (physical distance), optionally without air."""
@@ -145,26 +150,37 @@ def autoseg_cases(rows: pd.DataFrame, paths: Paths) -> list[tuple[str, str, Path
              paths.case_dir(r.centre, r.patient_id) / "preprocess" / "mask.nii.gz") for r in ok.itertuples()]
 
 
-def autoseg_centre(net, cases: list[tuple[str, str, Path, Path]], opts: dict, paths: Paths, device
-                   ) -> pd.DataFrame:
-    """Auto masks (cases/<centre>/<patient>/segment/auto-tumour.nii.gz) and their Dice against the provided mask."""
+def autoseg_centre(net, cases: list[tuple[str, str, Path, Path]], opts: dict, paths: Paths, device,
+                   segment_opts: dict | None = None) -> pd.DataFrame:
+    """Auto masks (cases/<centre>/<patient>/segment/auto-tumour.nii.gz) and their Dice against the provided mask.
+
+    With `segment_opts` whose peritumoral ring is on, the ring is rebuilt around the auto mask (auto-peritumoral),
+    as the segment stage builds it around the provided one, so features can come from auto ROIs alone.
+    """
+    rois = roi_names(segment_opts) if segment_opts else ["tumour"]
     out = []
     for pid, centre, image_path, mask_path in cases:
         image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
         auto = predict_autoseg(net, image, opts, device)
-        target = paths.case_dir(centre, pid) / "segment" / "auto-tumour.nii.gz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteImage(auto, str(target), useCompression=True)
+        case = paths.case_dir(centre, pid)
+        (case / "segment").mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(auto, str(roi_file(case, "tumour", auto=True)), useCompression=True)
+        if "peritumoral" in rois:
+            peri = segment_opts["peritumoral"]
+            ring = peritumoral_ring(image, auto, peri["radius_mm"], peri["min_intensity"])
+            sitk.WriteImage(ring, str(roi_file(case, "peritumoral", auto=True)), useCompression=True)
         out.append({"patient_id": pid, "centre": centre,
                     "dice": dice(sitk.GetArrayFromImage(auto), sitk.GetArrayFromImage(mask) > 0),
                     "auto_voxels": int(sitk.GetArrayViewFromImage(auto).sum())})
     return pd.DataFrame(out, columns=["patient_id", "centre", "dice", "auto_voxels"])
 
 
-def dice_summary(per_case: pd.DataFrame, train: list[str]) -> pd.DataFrame:
-    """Dice per centre: n, mean, SD, median, IQR; training centres are marked (they were seen in training)."""
+def dice_summary(per_case: pd.DataFrame, train: list[str], use_for_features: bool = False) -> pd.DataFrame:
+    """Dice per centre: n, mean, SD, median, IQR; training centres are marked (they were seen in training), and
+    `feature_masks` records which masks fed the centre's features (auto for non-training centres when used)."""
     g = per_case.groupby("centre", sort=True)["dice"]
     t = pd.DataFrame({"n": g.size(), "dice_mean": g.mean(), "dice_sd": g.std(ddof=1), "dice_median": g.median(),
                       "dice_q1": g.quantile(0.25), "dice_q3": g.quantile(0.75)}).reset_index()
     t.insert(1, "role", ["train (seen)" if c in train else "external" for c in t["centre"]])
+    t["feature_masks"] = ["auto" if use_for_features and c not in train else "provided" for c in t["centre"]]
     return t

@@ -8,7 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from mcrad.errors import McradError
-from mcrad.model import concordance, load_bundle
+from mcrad.model import concordance, concordance_influence, load_bundle
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
@@ -52,24 +52,63 @@ def delong_paired(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, f
     return float(diff), float(2 * stats.norm.sf(abs(diff) / np.sqrt(var)))
 
 
-def paired_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Paired DeLong tests between every pair of models, per centre and stage (and pooled external)."""
-    rows = []
+def concordance_paired(time: np.ndarray, event: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Paired test of two risk scores' C-indices on the same patients: (C_a - C_b, two-sided Wald p), the variance
+    of the difference from the infinitesimal-jackknife covariance of the two C-indices (as R
+    survival::concordance(Surv(time, event) ~ a + b) with the contrast c(1, -1))."""
+    ca, ia = concordance_influence(time, event, a)
+    cb, ib = concordance_influence(time, event, b)
+    if not (np.isfinite(ca) and np.isfinite(cb)):
+        return np.nan, np.nan
+    diff, var = ca - cb, float(np.sum((ia - ib) ** 2))  # var_a + var_b - 2 cov_ab
+    if var <= 0:
+        return float(diff), 1.0 if diff == 0 else 0.0
+    return float(diff), float(2 * stats.norm.sf(abs(diff) / np.sqrt(var)))
+
+
+def _paired_groups(predictions: pd.DataFrame):
+    """Per centre and stage (and pooled external centres): the patients' scores, one column per model, with their
+    outcome rows (label[, time]) in the same order, and the models in order of appearance."""
     ext = predictions[predictions["stage"] == "external"].assign(centre="pooled")
     frames = [predictions] + ([ext] if predictions.loc[predictions["stage"] == "external", "centre"].nunique() > 1
                               else [])
+    outcome = [c for c in ("label", "time") if c in predictions.columns]
     for (centre, stage), g in pd.concat(frames).groupby(["centre", "stage"], sort=False):
         wide = g.pivot_table(index="patient_id", columns="model", values="score", aggfunc="first")
-        label = g.groupby("patient_id")["label"].first().loc[wide.index].to_numpy(int)
+        yield centre, stage, wide, g.groupby("patient_id")[outcome].first().loc[wide.index], list(dict.fromkeys(
+            g["model"]))
+
+
+def paired_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Paired DeLong tests between every pair of models, per centre and stage (and pooled external)."""
+    rows = []
+    for centre, stage, wide, outcome, models in _paired_groups(predictions):
+        label = outcome["label"].to_numpy(int)
         if label.min() == label.max():
             continue
-        models = list(dict.fromkeys(g["model"]))
         for i, a in enumerate(models):
             for b in models[i + 1:]:
                 diff, p = delong_paired(label, wide[a].to_numpy(), wide[b].to_numpy())
                 rows.append({"centre": centre, "stage": stage, "model_a": a, "model_b": b, "n": len(label),
                              "auc_difference": diff, "p_delong": p})
     return pd.DataFrame(rows, columns=["centre", "stage", "model_a", "model_b", "n", "auc_difference", "p_delong"])
+
+
+def paired_concordance(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Survival endpoints: paired C-index tests between every pair of models on the same patients, per centre and
+    stage (and pooled external). Groups without an event (no comparable pair) are left out."""
+    rows = []
+    for centre, stage, wide, outcome, models in _paired_groups(predictions):
+        t, e = outcome["time"].to_numpy(float), outcome["label"].to_numpy(int)
+        if not e.any():
+            continue
+        for i, a in enumerate(models):
+            for b in models[i + 1:]:
+                diff, p = concordance_paired(t, e, wide[a].to_numpy(), wide[b].to_numpy())
+                rows.append({"centre": centre, "stage": stage, "model_a": a, "model_b": b, "n": len(t),
+                             "events": int(e.sum()), "c_difference": diff, "p_concordance": p})
+    return pd.DataFrame(rows, columns=["centre", "stage", "model_a", "model_b", "n", "events", "c_difference",
+                                       "p_concordance"])
 
 
 def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 5) -> pd.DataFrame:

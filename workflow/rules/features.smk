@@ -5,6 +5,7 @@ rule features:
     input:
         shard=PATHS.shard_table("segment", "{shard}"),
         params=CFG["features"]["params"],
+        autoseg=lambda w: autoseg_for_features(w.shard),
     output:
         PATHS.shard_table("features", "{shard}"),
     params:
@@ -13,15 +14,18 @@ rule features:
         segment=options(CFG, "segment"),
         sequences=",".join(CFG["cohort"]["sequences"]),
         root=ROOT,
+        auto_masks=lambda w: "--auto-masks" if autoseg_for_features(w.shard) else "",
     group:
-        "cases"
+        # auto masks come from outside the per-shard group (autoseg of the whole centre), so features leave it
+        "features" if AUTOSEG_FOR_FEATURES else "cases"
     log:
         PATHS.log("features/{shard}"),
     benchmark:
         PATHS.root / "benchmarks" / "features" / "{shard}.tsv"
     shell:
         "{MCRAD} features --shard {input.shard:q} --options {params.opts:q} --segment-options {params.segment:q}"
-        " --sequences={params.sequences:q} --root {params.root:q} {STRICT} --out {output:q} > {log:q} 2>&1"
+        " --sequences={params.sequences:q} --root {params.root:q} {STRICT} {params.auto_masks} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule features_centre:

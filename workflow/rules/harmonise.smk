@@ -23,7 +23,7 @@ rule harmonise_apply:
     input:
         model=PATHS.harmoniser,
         features=PATHS.raw_features("{centre}"),
-        cohort=PATHS.cohort_table("{centre}"),
+        cohort=PATHS.predictors_table("{centre}"),  # covariates only: an outcome edit does not rerun it
     output:
         PATHS.harmonised_external("{centre}"),
     params:

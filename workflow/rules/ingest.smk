@@ -12,7 +12,8 @@ rule cohort_tables:
     input:
         PLAN.sheet,
     output:
-        [PATHS.cohort_table(c) for c in PLAN.centres],
+        tables=[PATHS.cohort_table(c) for c in PLAN.centres],
+        predictors=[PATHS.predictors_table(c) for c in PLAN.centres],
     params:
         code=code_hash("cohort"),
         cfg=options(CFG, "cohort", "design", "endpoints"),
@@ -21,7 +22,7 @@ rule cohort_tables:
         PATHS.log("cohort_tables"),
     shell:
         "{MCRAD} cohort-tables --sheet {input:q} --config {params.cfg:q} --centres {params.centres:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --out {output.tables:q} --predictors {output.predictors:q} > {log:q} 2>&1"
 
 
 rule ingest:

@@ -6,8 +6,8 @@ rule predict_prospective:
         bundles=lambda w: [PATHS.bundle(w.endpoint, m) / "manifest.json" for m in models_of(w.endpoint)],
         features=[PATHS.harmonised_external(c) for c in PLAN.prospective],
         deep=lambda w: deep_of(w.endpoint, PLAN.prospective),
-        # clinical predictors only are read from these tables (predict never reads an outcome column)
-        cohort=[PATHS.cohort_table(c) for c in PLAN.prospective],
+        # label-free tables (clinical predictors only): an outcome edit reruns evaluate, never predict
+        cohort=[PATHS.predictors_table(c) for c in PLAN.prospective],
     output:
         PATHS.prospective_predictions("{endpoint}"),
     params:

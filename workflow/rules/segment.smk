@@ -27,6 +27,18 @@ AUTOSEG = CFG["deep"]["autoseg"]["activate"]
 AUTOSEG_DIR = PATHS.autoseg_dice.parent / "autoseg"
 AUTOSEG_RESOURCES = {"mem_mb": CFG["deep"]["mem_mb"], "gpu": 0 if CFG["deep"]["device"] == "cpu" else 1}
 AUTOSEG_OUTPUTS = [PATHS.autoseg_dice] if AUTOSEG else []
+# deep.autoseg.use_for_features: the other centres' features come from the auto ROIs, which autoseg_predict writes
+# for a whole centre; its Dice table is what a features shard waits for. Training centres keep the provided masks.
+AUTOSEG_FOR_FEATURES = CFG["deep"]["autoseg"]["use_for_features"]
+if AUTOSEG_FOR_FEATURES and not AUTOSEG:
+    raise WorkflowError("mcrad: deep.autoseg.use_for_features is true but deep.autoseg.activate is false. "
+                        "Fix: set deep.autoseg.activate: true, or use_for_features: false.")
+
+
+def autoseg_for_features(shard):
+    """The auto-segmentation output the features of `shard` need: none when off or for a training centre."""
+    centre = next(c for c in PLAN.centres if shard in PLAN.shards_of(c))
+    return [AUTOSEG_DIR / f"dice_{centre}.tsv"] if AUTOSEG_FOR_FEATURES and centre not in PLAN.train else []
 
 
 rule autoseg_train:
@@ -63,6 +75,7 @@ rule autoseg_predict:
         seed=CFG["study"]["seed"],
         root=ROOT,
         model_dir=AUTOSEG_DIR,
+        segment=options(CFG, "segment"),
     threads: CFG["deep"]["threads"]
     resources:
         **AUTOSEG_RESOURCES,
@@ -70,6 +83,7 @@ rule autoseg_predict:
         PATHS.log("autoseg_predict/{centre}"),
     shell:
         "{MCRAD} autoseg-predict --model-dir {params.model_dir:q} --seed {params.seed} --shards {input.shards:q}"
+        " --segment-options {params.segment:q}"
         " --root {params.root:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -81,7 +95,9 @@ rule autoseg_dice:
     params:
         code=code_hash("segment"),
         train=PLAN.train,
+        use="--use-for-features" if AUTOSEG_FOR_FEATURES else "",
     log:
         PATHS.log("autoseg_dice"),
     shell:
-        "{MCRAD} autoseg-summary --inputs {input:q} --train {params.train:q} --out {output:q} > {log:q} 2>&1"
+        "{MCRAD} autoseg-summary --inputs {input:q} --train {params.train:q} {params.use} --out {output:q}"
+        " > {log:q} 2>&1"
