@@ -1,4 +1,7 @@
-"""The tiny study through a real one-node SLURM cluster (Debian slurm-wlm) with profiles/slurm."""
+"""The tiny study through a real one-node SLURM cluster (Debian slurm-wlm) with profiles/slurm-gpu: every job
+goes through SLURM, the deep-learning jobs to the gpu partition with one GPU (the test node declares one; the job
+finds no CUDA and runs on the CPU). profiles/slurm-gpu equals profiles/slurm apart from those rules
+(tests/test_deep.py checks that), so this run covers both profiles."""
 from __future__ import annotations
 
 import os
@@ -7,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import REPO, SNAKEMAKE
+from helpers import REPO, SNAKEMAKE, STUDY
 
 pytestmark = pytest.mark.e2e
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
@@ -32,10 +35,11 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
 
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     cfg["study"].update(name="slurm", results=str(tmp_path / "results"))
+    cfg["deep"] = {**STUDY["deep"], "device": "auto"}  # auto: the rules ask SLURM for a GPU
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "SLURM_CONF": str(slurm / "slurm.conf")}
     proc = subprocess.run(
-        [str(SNAKEMAKE), "--profile", "profiles/slurm", "--configfile", str(tmp_path / "config.yaml"),
+        [str(SNAKEMAKE), "--profile", "profiles/slurm-gpu", "--configfile", str(tmp_path / "config.yaml"),
          "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -57,3 +61,12 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     print("squeue -t all:\n" + "\n".join(records.values()))
     assert set(submitted) <= set(records)
     assert all(records[j].split("|")[2] == "COMPLETED" for j in submitted)
+    # the deep rules asked for and got the gpu partition and one GPU; every other job stayed on the default one
+    jobs = {j: dict(kv.split("=", 1) for kv in subprocess.run(
+        ["scontrol", "-o", "show", "job", j], env=env, capture_output=True, text=True, check=True
+    ).stdout.split() if "=" in kv) for j in submitted}
+    deep = {j: v for j, v in jobs.items() if v.get("Comment", "").startswith(("rule_deep_train", "rule_deep_score"))}
+    print("deep jobs:", {j: (v["Comment"], v["Partition"], v.get("TresPerJob")) for j, v in deep.items()})
+    assert len(deep) == 3  # deep_train, deep_score for C2 and C3 ... and C1 is scored out-of-fold in training
+    assert all(v["Partition"] == "gpu" and v.get("TresPerJob") == "gres:gpu:1" for v in deep.values())
+    assert all(v["Partition"] == "debug" and "TresPerJob" not in v for j, v in jobs.items() if j not in deep)

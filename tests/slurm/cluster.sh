@@ -62,9 +62,14 @@ SchedulerType=sched/backfill
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+GresTypes=gpu
+NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=$host MaxTime=INFINITE State=UP
 CONF
+  # One declared GPU (no device file): enough for SLURM to schedule --gpus=1 jobs of profiles/slurm-gpu onto
+  # the gpu partition; the job itself finds no CUDA and runs on the CPU.
+  echo "NodeName=$host Name=gpu File=/dev/null" > "$dir"/gres.conf
   mkdir -p /etc/slurm
   if [ -L /etc/slurm/slurm.conf ] && [ ! -e /etc/slurm/slurm.conf ]; then rm /etc/slurm/slurm.conf; fi  # stale
   if [ ! -e /etc/slurm/slurm.conf ]; then
