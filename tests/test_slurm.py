@@ -40,7 +40,11 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     env = {**os.environ, "SLURM_CONF": str(slurm / "slurm.conf")}
     proc = subprocess.run(
         [str(SNAKEMAKE), "--profile", "profiles/slurm-gpu", "--configfile", str(tmp_path / "config.yaml"),
-         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"],
+         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+         # the profile's GPU jobs ask for 4 CPUs and 16 GB; the test node has what this machine has
+         "--set-threads", "deep_train=1", "deep_score=1",
+         "--set-resources", "deep_train:cpus_per_task=1", "deep_train:mem_mb=2000", "deep_score:cpus_per_task=1",
+         "deep_score:mem_mb=2000"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "results/slurm/report/index.html").is_file()
