@@ -30,6 +30,20 @@ def slurm(tmp_path_factory):
     subprocess.run(["bash", str(CLUSTER), "stop", str(state)], check=True)
 
 
+def gpu_profile_for_test_node(tmp_path):
+    """profiles/slurm-gpu as is, except that its GPU jobs ask for 4 CPUs and 16 GB and the test node is this
+    machine (command-line --set-resources would replace a rule's whole resource set, partition included)."""
+    import yaml
+
+    profile = yaml.safe_load((REPO / "profiles" / "slurm-gpu" / "config.yaml").read_text())
+    for rule in ("deep_train", "deep_score"):
+        profile["set-resources"][rule].update(cpus_per_task=1, mem_mb=2000)
+        profile["set-threads"][rule] = 1
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    return tmp_path / "profile"
+
+
 def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     import yaml
 
@@ -39,12 +53,9 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "SLURM_CONF": str(slurm / "slurm.conf")}
     proc = subprocess.run(
-        [str(SNAKEMAKE), "--profile", "profiles/slurm-gpu", "--configfile", str(tmp_path / "config.yaml"),
-         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-         # the profile's GPU jobs ask for 4 CPUs and 16 GB; the test node has what this machine has
-         "--set-threads", "deep_train=1", "deep_score=1",
-         "--set-resources", "deep_train:cpus_per_task=1", "deep_train:mem_mb=2000", "deep_score:cpus_per_task=1",
-         "deep_score:mem_mb=2000"],
+        [str(SNAKEMAKE), "--profile", str(gpu_profile_for_test_node(tmp_path)),
+         "--configfile", str(tmp_path / "config.yaml"),
+         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "results/slurm/report/index.html").is_file()
