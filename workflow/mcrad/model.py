@@ -41,7 +41,19 @@ def univariate_auc(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (ranks[pos].sum(axis=0) - m * (m + 1) / 2) / (m * n)
 
 
-class CorrelationFilter(TransformerMixin, BaseEstimator):
+class KeepColumns(TransformerMixin, BaseEstimator):
+    """Base of the feature selectors: fit sets keep_ (column indices) and n_features_in_."""
+
+    def transform(self, X):
+        check_is_fitted(self, "keep_")
+        return np.asarray(X, float)[:, self.keep_]
+
+    def get_feature_names_out(self, input_features=None):
+        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
+        return names[self.keep_]
+
+
+class CorrelationFilter(KeepColumns):
     """Keep one feature per group of features whose |Pearson r| exceeds `threshold`: the one most related to
     the outcome (univariate |AUC - 0.5|, or |C - 0.5| for survival y, on the data it is fitted on, so inside
     CV it never sees test folds)."""
@@ -68,14 +80,6 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
         self.keep_ = np.array(sorted(keep), dtype=int)
         self.n_features_in_ = X.shape[1]
         return self
-
-    def transform(self, X):
-        check_is_fitted(self, "keep_")
-        return np.asarray(X, float)[:, self.keep_]
-
-    def get_feature_names_out(self, input_features=None):
-        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
-        return names[self.keep_]
 
 
 def one_standard_error(cv_results: dict) -> int:
@@ -105,7 +109,7 @@ def clinical_preprocessor(clinical: list[dict]) -> ColumnTransformer:
     ], verbose_feature_names_out=False)
 
 
-class MRMR(TransformerMixin, BaseEstimator):
+class MRMR(KeepColumns):
     """Minimum-redundancy maximum-relevance selection (Ding & Peng 2005; the FCQ form): greedily add the feature
     with the largest ANOVA F statistic divided by its mean |Pearson r| with the features already chosen."""
 
@@ -129,16 +133,8 @@ class MRMR(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def transform(self, X):
-        check_is_fitted(self, "keep_")
-        return np.asarray(X, float)[:, self.keep_]
 
-    def get_feature_names_out(self, input_features=None):
-        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
-        return names[self.keep_]
-
-
-class LassoSelector(TransformerMixin, BaseEstimator):
+class LassoSelector(KeepColumns):
     """Keep the features with a non-zero L1-penalised logistic coefficient. A penalty strong enough to zero them
     all keeps the single feature that enters the LASSO path first (largest |X_j' (y - mean y)| on the
     standardised data it is fitted on; the first on ties), so every candidate penalty of the inner CV gives a
@@ -157,14 +153,6 @@ class LassoSelector(TransformerMixin, BaseEstimator):
         self.keep_ = keep
         self.n_features_in_ = X.shape[1]
         return self
-
-    def transform(self, X):
-        check_is_fitted(self, "keep_")
-        return np.asarray(X, float)[:, self.keep_]
-
-    def get_feature_names_out(self, input_features=None):
-        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
-        return names[self.keep_]
 
 
 def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
@@ -312,7 +300,7 @@ def is_survival(y) -> bool:
     return np.ndim(y) == 2
 
 
-class ConcordanceFilter(TransformerMixin, BaseEstimator):
+class ConcordanceFilter(KeepColumns):
     """Keep the k features with the strongest univariate concordance |C - 0.5| (survival y, inside CV)."""
 
     def __init__(self, k: int = 20):
@@ -323,14 +311,6 @@ class ConcordanceFilter(TransformerMixin, BaseEstimator):
         self.keep_ = np.sort(np.argsort(-strength, kind="stable")[:self.k])
         self.n_features_in_ = np.shape(X)[1]
         return self
-
-    def transform(self, X):
-        check_is_fitted(self, "keep_")
-        return np.asarray(X, float)[:, self.keep_]
-
-    def get_feature_names_out(self, input_features=None):
-        names = np.asarray(input_features) if input_features is not None else np.arange(self.n_features_in_)
-        return names[self.keep_]
 
 
 class CoxModel(BaseEstimator):

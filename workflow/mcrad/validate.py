@@ -267,14 +267,19 @@ def reader_predictions(cohort: pd.DataFrame, endpoint: dict, column: str) -> pd.
     return attach_outcomes(scored, cohort, endpoint)[["patient_id", "centre", "model", "label", "score"]]
 
 
-def summarise(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: float) -> pd.DataFrame:
-    """metrics.tsv: one row per model x centre x stage, plus the pooled external centres."""
-    rows = []
+def _metric_groups(predictions: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
+    """(model, centre, stage) groups, plus each model's external centres pooled when there are several."""
     ext = predictions[predictions["stage"] == "external"]
     groups = [(k, g) for k, g in predictions.groupby(["model", "centre", "stage"], sort=False)]
     groups += [((m, "pooled", "external"), g) for m, g in ext.groupby("model", sort=False)
                if g["centre"].nunique() > 1]
-    for (model, centre, stage), g in groups:
+    return groups
+
+
+def summarise(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: float) -> pd.DataFrame:
+    """metrics.tsv: one row per model x centre x stage, plus the pooled external centres."""
+    rows = []
+    for (model, centre, stage), g in _metric_groups(predictions):
         rows.append({"model": model, "centre": centre, "stage": stage, **metric_row(g, thresholds[model], alpha)})
     return pd.DataFrame(rows)
 
@@ -350,11 +355,7 @@ def summarise_survival(predictions: pd.DataFrame, thresholds: dict[str, float], 
                        horizons: list[float]) -> pd.DataFrame:
     """metrics.tsv of a survival endpoint: one row per model x centre x stage, plus pooled external centres."""
     rows = []
-    ext = predictions[predictions["stage"] == "external"]
-    groups = [(k, g) for k, g in predictions.groupby(["model", "centre", "stage"], sort=False)]
-    groups += [((m, "pooled", "external"), g) for m, g in ext.groupby("model", sort=False)
-               if g["centre"].nunique() > 1]
-    for (model, centre, stage), g in groups:
+    for (model, centre, stage), g in _metric_groups(predictions):
         rows.append({"model": model, "centre": centre, "stage": stage,
                      **survival_metric_row(g, thresholds[model], alpha, horizons)})
     return pd.DataFrame(rows)
