@@ -41,6 +41,8 @@ STUDY = {
                                              "field_of_view_mm": 56}},
     "design": {"train": ["C1"], "external": ["C2", "C3"]},
     "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"},
+                  {"name": "grade", "type": "multiclass", "column": "grade", "classes": ["G1", "G2", "G3"],
+                   "ordinal": True},
                   {"name": "os", "type": "survival", "column": "os_event", "time": "os_months", "times": [24]}],
     "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]},
     "model": {"outer_folds": 5, "inner_folds": 3},
@@ -49,6 +51,14 @@ STUDY = {
     "deep": {"activate": True, "crop_voxels": 12, "width": 4, "embedding_size": 4, "epochs": 3, "folds": 2,
              "device": "cpu", "threads": 1},
 }
+
+
+def model_options(**overrides) -> dict:
+    """The model options the workflow passes (the schema's defaults), with a test's overrides."""
+    from mcrad.config import load_config
+
+    cfg = load_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    return {**cfg["model"], **overrides}
 
 
 def run_study(cfg: dict, workdir: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:

@@ -19,7 +19,8 @@ def sheet(tmp_path):
         ip, mp = write_pair(tmp_path / "img", f"p{i}")
         rows.append({"patient_id": f"p{i}", "centre": centre, "image": f"img/{ip.name}", "mask": str(mp),
                      "age": "60", "sex": "M", "t_stage": "2", "hpv": "positive", "smoking": "never",
-                     "nodal_metastasis": str(i % 2), "os_event": str(1 - i % 2), "os_months": "30"})
+                     "nodal_metastasis": str(i % 2), "os_event": str(1 - i % 2), "os_months": "30",
+                     "grade": f"G{i + 1}"})
     path = tmp_path / "cohort.tsv"
     pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
     return path
@@ -140,3 +141,13 @@ def test_single_image_sheet_may_have_other_image_columns(cfg, sheet):
     """Without cohort.sequences the sheet works as before; unrelated columns pass through to clinical tables."""
     df = load_sheet(rewrite(sheet, lambda d: d.assign(image_date="2020-01-01")), cfg)
     assert "image_date" in centre_table(df, cfg, "A").columns
+
+
+def test_a_multiclass_label_outside_the_classes_names_line_patient_and_classes(cfg, sheet):
+    rewrite(sheet, lambda df: df.assign(grade=["G1", "G4", " G2"]))
+    with pytest.raises(CohortError) as err:
+        load_sheet(sheet, cfg)
+    msg = str(err.value)
+    assert ("line 3 (patient p1), column 'grade': label 'G4' is not one of the classes ['G1', 'G2', 'G3'] of "
+            "endpoint 'grade'") in msg
+    assert "line 4 (patient p2), column 'grade': label ' G2'" in msg

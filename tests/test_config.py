@@ -36,6 +36,22 @@ def test_endpoint_cannot_be_a_clinical_predictor(demo_config):
         load_config(demo_config)
 
 
+def test_multiclass_endpoints_need_their_classes_and_read_them_as_text(demo_config):
+    demo_config["endpoints"] = [{"name": "stage", "type": "multiclass", "column": "t_stage", "classes": [1, 2, 3, 4]}]
+    demo_config["cohort"] = {**demo_config["cohort"], "clinical": [{"name": "age", "type": "numeric"}]}
+    cfg = load_config(demo_config)
+    assert cfg["endpoints"][0]["classes"] == ["1", "2", "3", "4"] and cfg["endpoints"][0]["ordinal"] is False
+    demo_config["endpoints"] = [{"name": "grade", "type": "multiclass", "column": "grade"}]
+    with pytest.raises(ConfigError, match="a multiclass endpoint needs `classes`"):
+        load_config(demo_config)
+    demo_config["endpoints"] = [{"name": "n", "column": "nodal_metastasis", "classes": ["a", "b", "c"]}]
+    with pytest.raises(ConfigError, match="binary and survival endpoints take none"):
+        load_config(demo_config)
+    demo_config["endpoints"] = [{"name": "g", "type": "multiclass", "column": "grade", "classes": ["G1", "G2"]}]
+    with pytest.raises(ConfigError, match=r"endpoints\.0\.classes"):
+        load_config(demo_config)
+
+
 def test_paths_are_built_under_the_study_root(demo_config):
     paths = Paths.from_config(load_config(demo_config))
     assert str(paths.metrics("nodal_metastasis")) == "results/demo/validation/nodal_metastasis/metrics.tsv"

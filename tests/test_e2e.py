@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import STUDY, root, run_study
+from helpers import STUDY, model_options, root, run_study
 from mcrad import model as m
 from mcrad.validate import auc_ci
 
@@ -23,6 +23,10 @@ def training_artefacts(r: Path) -> list[Path]:
              Path("models/nodal_metastasis/internal_predictions_fusion.tsv")]
     files += [Path(f"models/nodal_metastasis/{name}/{f}") for name in NODAL_MODELS
               for f in ("model.pkl", "meta.json", "manifest.json")]
+    for endpoint in ("grade", "os"):  # the multi-class and survival endpoints: clinical, radiomics, nomogram
+        files += [Path(f"models/{endpoint}/internal_predictions.tsv")]
+        files += [Path(f"models/{endpoint}/{name}/{f}") for name in m.MODELS
+                  for f in ("model.pkl", "meta.json", "manifest.json")]
     return files
 
 
@@ -49,6 +53,27 @@ def test_outputs_tables_and_report(study):
     assert "data:image/png;base64," in html
     qc = pd.read_csv(study / "qc/ingest.tsv", sep="\t")
     assert len(qc) == 160 and set(qc["status"]) == {"ok"}
+
+
+def test_multiclass_grade_has_every_row_with_intervals(study):
+    metrics = pd.read_csv(study / "validation/grade/metrics.tsv", sep="\t")
+    expected = {(mod, c, s) for mod in m.MODELS for c, s in
+                (("C1", "internal"), ("C2", "external"), ("C3", "external"), ("pooled", "external"))}
+    assert set(zip(metrics["model"], metrics["centre"], metrics["stage"], strict=True)) == expected
+    assert (metrics["auc_lo"] <= metrics["auc"]).all() and (metrics["auc"] <= metrics["auc_hi"]).all()
+    assert {f"{s}_{c}" for s in ("auc", "sens", "ppv") for c in ("G1", "G2", "G3")} <= set(metrics.columns)
+    pred = pd.read_csv(study / "validation/grade/predictions.tsv", sep="\t")
+    assert list(pred.columns) == ["patient_id", "centre", "stage", "model", "label", "predicted",
+                                  "p_G1", "p_G2", "p_G3"]
+    assert len(pred) == 3 * 160
+    truth = json.loads((study / "synth/ground_truth.json").read_text())
+    rad = metrics[(metrics["model"] == "radiomics") & (metrics["centre"] == "pooled")].iloc[0]
+    assert rad["auc_lo"] > 0.5, f"grade not learned from the images: {rad.to_dict()}"
+    assert rad["auc"] < truth["bayes_grade_macro_auc"] + 0.05
+    paired = pd.read_csv(study / "validation/grade/paired_delong.tsv", sep="\t")
+    assert len(paired) == 4 * 3 and paired["p_macro_auc"].between(0, 1).all()
+    html = (study / "report/index.html").read_text()
+    assert "Performance: grade (multi-class: G1, G2, G3)" in html and "confusion matrices" in html
 
 
 def test_harmonisation_removes_the_centre_and_keeps_the_signal(study):
@@ -79,7 +104,7 @@ def test_permuted_labels_give_chance_level_external_auc(study):
     df = m.training_table(features, cohort, "nodal_metastasis")
     df["nodal_metastasis"] = np.random.default_rng(0).permutation(df["nodal_metastasis"].to_numpy())
     cols = [c for c in features.columns if c not in m.META]
-    opts = {"outer_folds": 5, "inner_folds": 3, "correlation_threshold": 0.9, "lasso_C": [0.03, 0.1, 0.3, 1.0]}
+    opts = model_options(outer_folds=5, inner_folds=3)
     fitted, _ = m.train_endpoint(df, cols, [{"name": "age", "type": "numeric"}], "nodal_metastasis", opts, 11)
     ext = pd.concat([pd.read_csv(study / f"features/harmonised/external/{c}.tsv", sep="\t") for c in ("C2", "C3")])
     labels = pd.concat([pd.read_csv(study / f"cohort/{c}.tsv", sep="\t") for c in ("C2", "C3")])
@@ -106,7 +131,8 @@ def test_shuffled_external_labels_leave_training_unchanged(study, tmp_path):
     for col in ("image", "mask"):
         sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
     ext = sheet["centre"] != "C1"
-    sheet.loc[ext, "nodal_metastasis"] = np.random.default_rng(1).permutation(sheet.loc[ext, "nodal_metastasis"])
+    for col in ("nodal_metastasis", "grade", "os_event"):
+        sheet.loc[ext, col] = np.random.default_rng(1).permutation(sheet.loc[ext, col])
     sheet.to_csv(tmp_path / "sheet with space.tsv", sep="\t", index=False)
     cfg = copy.deepcopy(STUDY)
     cfg["cohort"]["sheet"] = str(tmp_path / "sheet with space.tsv")

@@ -6,13 +6,14 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import model_options
 from mcrad.cli import main
 from mcrad.errors import McradError
 from mcrad.model import FUSION_MODELS, MODELS, join_deep, model_names, save_bundle, train_endpoint, train_fusion
 from sklearn.metrics import roc_auc_score
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
-OPTS = {"outer_folds": 3, "inner_folds": 3, "correlation_threshold": 0.9, "lasso_C": [0.1, 1.0]}
+OPTS = model_options(outer_folds=3, inner_folds=3, lasso_C=[0.1, 1.0])
 ENDPOINT = {"name": "y", "type": "binary", "column": "y"}
 RADIOMICS = [f"CT_tumour_original_firstorder_f{j}" for j in range(6)]
 

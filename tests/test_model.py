@@ -4,12 +4,13 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import model_options
 from mcrad.errors import McradError
 from mcrad.model import CorrelationFilter, load_bundle, save_bundle, train_endpoint, youden_threshold
 from mcrad.validate import score_bundle
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
-OPTS = {"outer_folds": 3, "inner_folds": 3, "correlation_threshold": 0.9, "lasso_C": [0.1, 1.0]}
+OPTS = model_options(outer_folds=3, inner_folds=3, lasso_C=[0.1, 1.0])
 
 
 def data(n=60, seed=0, centre="T"):
@@ -149,7 +150,7 @@ def test_linear_shap_equals_brute_force_shapley_and_adds_up(name):
     from mcrad.model import linear_design, linear_shap, shap_summary
 
     df = data(n=80, seed=4)
-    weak_penalty = {**OPTS, "lasso_C": [10.0]}  # several non-zero coefficients
+    weak_penalty = {**OPTS, "lasso_C": [10.0], "nomogram_clinical_p": 1.0}  # several non-zero coefficients
     fitted, _ = train_endpoint(df, radiomics_columns(df), CLINICAL, "y", weak_penalty, seed=0)
     model = fitted[name]["model"]
     shap = linear_shap(name, model, df)
@@ -225,3 +226,29 @@ def test_a_lasso_penalty_that_zeroes_every_feature_still_scores_in_inner_cv(clas
     assert np.isfinite(scores).all()
     np.testing.assert_array_equal(scores, searches[1].cv_results_["mean_test_score"])
     assert pickle.dumps(searches[0].best_estimator_) == pickle.dumps(searches[1].best_estimator_)
+
+
+def test_nomogram_keeps_the_clinical_predictors_independent_of_the_rad_score():
+    """Backward elimination inside the nomogram: a 3-level predictor that carries risk stays (all its levels),
+    noise goes; with nomogram_clinical_p 1 every predictor stays."""
+    from mcrad.model import build_model, clinical_groups
+
+    rng = np.random.default_rng(8)
+    df = data(n=200, seed=8)
+    df["smoking"] = rng.choice(["never", "former", "current"], len(df))
+    risk = df["CT_tumour_original_firstorder_f0"] + 1.5 * (df["smoking"] == "current") + rng.normal(0, 0.7, len(df))
+    df["y"] = (risk > 0.5).astype(int)
+    clinical = [*CLINICAL, {"name": "smoking", "type": "categorical"}]
+    nomogram = build_model("nomogram", radiomics_columns(df), clinical, OPTS, seed=0).fit(df, df["y"])
+    assert nomogram.kept_clinical_ == ["smoking"]
+    assert nomogram.clinical_names() == ["smoking_current", "smoking_former", "smoking_never"]
+    groups = clinical_groups(nomogram.clinical_)
+    assert {k: v.tolist() for k, v in groups.items()} == {"age": [0], "sex": [1], "smoking": [2, 3, 4]}
+    every = build_model("nomogram", radiomics_columns(df), clinical, {**OPTS, "nomogram_clinical_p": 1.0},
+                        seed=0).fit(df, df["y"])
+    assert every.kept_clinical_ == ["age", "sex", "smoking"] and len(every.logit_.coef_[0]) == 1 + 5
+    info = train_endpoint(df, radiomics_columns(df), clinical, "y", OPTS, seed=0)[0]["nomogram"]["info"]
+    assert set(info["coefficients"]) == {"radscore", "smoking_current", "smoking_former", "smoking_never"}
+    assert [t["name"] for t in info["scales"]["terms"]] == ["rad-score", "smoking"]
+    numeric_only = build_model("nomogram", radiomics_columns(df), CLINICAL[:1], OPTS, seed=0).fit(df, df["y"])
+    assert numeric_only.kept_clinical_ in ([], ["age"])  # no categorical predictor: an empty one-hot step

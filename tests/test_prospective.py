@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import model_options
 from mcrad.cli import main
 from mcrad.errors import McradError
 from mcrad.model import MODELS, save_bundle, train_endpoint
@@ -12,7 +13,7 @@ from mcrad.prospective import evaluate, predict
 from mcrad.validate import score_bundle, summarise
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
-OPTS = {"outer_folds": 3, "inner_folds": 3, "correlation_threshold": 0.9, "lasso_C": [0.1, 1.0]}
+OPTS = model_options(outer_folds=3, inner_folds=3, lasso_C=[0.1, 1.0])
 ENDPOINT = {"name": "y", "type": "binary", "column": "y"}
 
 

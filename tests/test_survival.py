@@ -4,14 +4,14 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import model_options
 from mcrad.errors import McradError
 from mcrad.model import concordance, load_bundle, save_bundle, train_survival
 from mcrad.validate import ipcw_weights, score_bundle, summarise_survival, td_auc
 from sklearn.metrics import roc_auc_score
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
-OPTS = {"outer_folds": 3, "inner_folds": 3, "correlation_threshold": 0.9, "cox_penalizer": [0.1, 1.0],
-        "cox_l1_ratio": [0.0], "cox_max_features": 5}
+OPTS = model_options(outer_folds=3, inner_folds=3, cox_penalizer=[0.1, 1.0], cox_l1_ratio=[0.0], cox_max_features=5)
 ENDPOINT = {"name": "os", "type": "survival", "column": "os_event", "time": "os_months", "times": [12, 24]}
 
 
@@ -159,7 +159,7 @@ def test_survival_nomogram_rad_scores_choose_the_penalty_within_each_fold():
         oof[test] = search.decision_function(Xr.iloc[test])
         chosen.append(search.best_params_["penalizer"])
     assert set(chosen) != {nomogram.radiomics_.best_params_["penalizer"]}, "folds choose another penalty here"
-    design = np.column_stack([oof, nomogram.clinical_.transform(df)])
+    design = nomogram._design(oof, df)  # the rad-score and the clinical predictors the elimination kept
     np.testing.assert_allclose(nomogram.cox_.coef_, CoxModel(0.01).fit(design, y).coef_, rtol=1e-10, atol=1e-12)
 
 
@@ -199,7 +199,7 @@ def test_shap_of_cox_models_adds_up_to_the_log_hazard(trained, name):
     total = shap.groupby("patient_id", sort=False)["shap"].sum().loc[df["patient_id"]].to_numpy()
     np.testing.assert_allclose(total, risk - risk.mean(), atol=1e-8)
     if name == "nomogram":
-        assert set(shap["feature"]) >= {"rad-score", "age"}
+        assert set(shap["feature"]) == {"rad-score", *model.clinical_names()}  # age and sex: noise, dropped
 
 
 def test_survival_endpoint_needs_a_time_column(demo_config):
@@ -211,3 +211,17 @@ def test_survival_endpoint_needs_a_time_column(demo_config):
         load_config(demo_config)
     demo_config["endpoints"][0]["time"] = "os_months"
     assert load_config(demo_config)["endpoints"][0]["times"] == []
+
+
+def test_survival_nomogram_keeps_a_clinical_predictor_that_carries_hazard():
+    from mcrad.model import build_survival_model
+
+    df = cohort(n=200, seed=3)
+    rng = np.random.default_rng(3)
+    hazard = np.exp(-1.4 * df["CT_tumour_original_firstorder_f0"] + 0.08 * (df["age"] - 60))
+    t, c = rng.exponential(20 / hazard), rng.uniform(12, 48, len(df))
+    df["os_months"], df["os_event"] = np.minimum(t, c).round(2), (t <= c).astype(int)
+    y = df[["os_months", "os_event"]].to_numpy(float)
+    nomogram = build_survival_model("nomogram", radiomics_columns(df), CLINICAL, OPTS, seed=0).fit(df, y)
+    assert nomogram.kept_clinical_ == ["age"] and nomogram.clinical_names() == ["age"]
+    assert nomogram.cox_.coef_[1] > 0, "older: higher hazard"

@@ -170,7 +170,8 @@ def cmd_harmonise_diagnostics(a: argparse.Namespace) -> None:
 
     cfg = _json(a.config)
     cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True).set_index("patient_id")
-    labels = {ep["name"]: pd.to_numeric(cohort[ep["column"]]) for ep in cfg["endpoints"]}
+    # the outcome-signal check (AUC before/after ComBat) is defined for binary endpoints
+    labels = {ep["name"]: pd.to_numeric(cohort[ep["column"]]) for ep in cfg["endpoints"] if ep["type"] == "binary"}
     summary, kw, pca = harmonise.diagnostics(_read_tsv(a.raw), _read_tsv(a.harmonised), labels,
                                              cfg["design"]["train"], cfg["study"]["seed"])
     Path(a.summary).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
@@ -219,17 +220,26 @@ def cmd_train(a: argparse.Namespace) -> None:
         robustness = _read_tsv(a.robustness)
         dropped = set(robustness.loc[~robustness["kept"].astype(bool), "feature"])
         radiomics_columns = [c for c in radiomics_columns if c not in dropped]
-    df = m.training_table(features, cohort, endpoint["column"])
+    multiclass = endpoint["type"] == "multiclass"
+    df = m.training_table(features, cohort, endpoint["column"], numeric=not multiclass)
     clinical = cfg["cohort"]["clinical"]
-    if endpoint.get("type") == "survival":
+    if endpoint["type"] == "survival":
         fitted, internal = m.train_survival(df, radiomics_columns, clinical, endpoint["time"], endpoint["column"],
                                             cfg["model"], cfg["study"]["seed"])
+    elif multiclass:
+        fitted, internal = m.train_multiclass(df, radiomics_columns, clinical, endpoint["column"],
+                                              endpoint["classes"], cfg["model"], cfg["study"]["seed"])
     else:
         fitted, internal = m.train_endpoint(df, radiomics_columns, clinical, endpoint["column"], cfg["model"],
                                             cfg["study"]["seed"])
     y = df[endpoint["column"]]
-    training = {"centres": cfg["design"]["train"], "n": int(len(y)), "events": int(y.sum()),
-                "seed": cfg["study"]["seed"], "options": cfg["model"]}
+    training = {"centres": cfg["design"]["train"], "n": int(len(y)), "seed": cfg["study"]["seed"],
+                "options": cfg["model"]}
+    if multiclass:
+        training["per_class"] = internal.drop_duplicates("patient_id")["label"].value_counts().reindex(
+            endpoint["classes"]).astype(int).to_dict()
+    else:
+        training["events"] = int(y.sum())
     for name, entry in fitted.items():
         m.save_bundle(Path(a.out_dir) / name, name, entry, radiomics_columns, clinical, endpoint, training)
     _write_tsv(internal, a.internal)
@@ -261,18 +271,22 @@ def cmd_explain(a: argparse.Namespace) -> None:
     cfg = _json(a.config)
     endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
     cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True)
-    df = m.training_table(_read_tsv(a.features), cohort, endpoint["column"])
+    df = m.training_table(_read_tsv(a.features), cohort, endpoint["column"], numeric=endpoint["type"] != "multiclass")
+    classes = endpoint.get("classes")
+    by_class = ["class"] if classes else []  # multi-class: SHAP of each class's linear predictor
     frames = []
     for name in ("radiomics", "nomogram"):
         try:
-            frames.append(m.linear_shap(name, m.load_bundle(Path(a.models_dir) / name)[0], df).assign(model=name))
+            bundle = m.load_bundle(Path(a.models_dir) / name)[0]
+            frames.append(m.linear_shap(name, bundle, df, classes).assign(model=name))
         except ValueError as exc:  # exact linear SHAP only; a random forest gets its importances in meta.json
             print(f"explain: no SHAP values for {name}: {exc}")
-    shap = pd.concat(frames, ignore_index=True)[["model", "patient_id", "feature", "value", "shap"]]
+    columns = ["model", *by_class, "patient_id", "feature", "value", "shap"]
+    shap = pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
     _write_tsv(shap, a.out)
-    _write_tsv(pd.concat([m.shap_summary(f).assign(model=f["model"].iloc[0]) for f in frames if len(f)],
-                         ignore_index=True).reindex(columns=["model", "feature", "mean_abs_shap"]),
-               a.summary)
+    summaries = [m.shap_summary(f).assign(model=f["model"].iloc[0]) for f in frames if len(f)]
+    _write_tsv(pd.concat(summaries, ignore_index=True).reindex(columns=["model", *by_class, "feature", "mean_abs_shap"])
+               if summaries else pd.DataFrame(columns=["model", *by_class, "feature", "mean_abs_shap"]), a.summary)
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
@@ -281,11 +295,12 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
     cfg = _json(a.config)
     endpoint = next(ep for ep in cfg["endpoints"] if ep["name"] == a.endpoint)
-    alpha, survival = cfg["validate"]["alpha"], endpoint.get("type") == "survival"
+    alpha, survival = cfg["validate"]["alpha"], endpoint["type"] == "survival"
+    multiclass = endpoint["type"] == "multiclass"
     cohorts = [_read_tsv(p) for p in a.cohort]
     models = a.models or list(MODELS)
     thresholds = {name: load_bundle(Path(a.models_dir) / name)[1]["threshold"] for name in models}
-    columns = ["patient_id", "centre", "stage", "model", "label", *(["time"] if survival else []), "score"]
+    columns = v.prediction_columns(endpoint)
     deep = [_read_tsv(p) for p in a.deep] if a.deep else [None] * len(cohorts)
 
     def score(feature_files: list[str]) -> pd.DataFrame:
@@ -297,7 +312,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
     internal = pd.concat([_read_tsv(p) for p in a.internal], ignore_index=True)
     predictions = pd.concat([internal, score(a.features)], ignore_index=True)
-    if cfg["validate"].get("reader") and not survival and cohorts:  # a radiologist's read, compared the same way
+    if cfg["validate"].get("reader") and endpoint["type"] == "binary" and cohorts:  # a radiologist's read, compared
         reads = [v.reader_predictions(c, endpoint, cfg["validate"]["reader"]) for c in cohorts]
         predictions = pd.concat([predictions, *(r.assign(stage="external")[columns] for r in reads)],
                                 ignore_index=True)
@@ -307,11 +322,19 @@ def cmd_validate(a: argparse.Namespace) -> None:
     def summarise(pred: pd.DataFrame) -> pd.DataFrame:  # survival: C-index, locked risk groups, td-AUC
         if survival:
             return v.summarise_survival(pred, thresholds, alpha, endpoint["times"])
+        if multiclass:
+            return v.summarise_multiclass(pred, endpoint["classes"], alpha, endpoint["ordinal"])
         return v.summarise(pred, thresholds, alpha)
 
     _write_tsv(summarise(predictions), a.metrics)
-    # paired tests between models on the same patients: DeLong (AUC) or, for survival endpoints, C-index
-    _write_tsv(v.paired_concordance(predictions) if survival else v.paired_comparisons(predictions), a.paired)
+    # paired tests between models on the same patients: DeLong (AUC), C-index (survival), macro AUC (multi-class)
+    if survival:
+        paired = v.paired_concordance(predictions)
+    elif multiclass:
+        paired = v.paired_multiclass(predictions, endpoint["classes"])
+    else:
+        paired = v.paired_comparisons(predictions)
+    _write_tsv(paired, a.paired)
     if a.comparison:
         external = predictions[predictions["stage"] == "external"]
         both = pd.concat([summarise(external).assign(harmonisation="combat"),

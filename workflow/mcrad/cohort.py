@@ -104,8 +104,10 @@ def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_fi
             for i in df.index[values.isna() & (df[spec["name"]] != "")]:
                 at(i, spec["name"], f"{df.at[i, spec['name']]!r} is not a number")
     for ep in cfg["endpoints"]:
-        for i in df.index[~df[ep["column"]].isin(["0", "1"])]:
-            at(i, ep["column"], f"label {df.at[i, ep['column']]!r} is not 0 or 1")
+        allowed = ep["classes"] if ep["type"] == "multiclass" else ["0", "1"]
+        expected = f"one of the classes {allowed} of endpoint {ep['name']!r}" if len(allowed) > 2 else "0 or 1"
+        for i in df.index[~df[ep["column"]].isin(allowed)]:
+            at(i, ep["column"], f"label {df.at[i, ep['column']]!r} is not {expected}")
         if ep.get("time"):  # survival: follow-up time beside the event indicator in `column`
             times = pd.to_numeric(df[ep["time"]], errors="coerce")
             for i in df.index[~(times >= 0)]:

@@ -63,6 +63,13 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
         if (ep["type"] == "survival") != bool(ep.get("time")):
             raise ConfigError(f"endpoint {ep['name']!r}: a survival endpoint needs `time` (the follow-up column) "
                               "and `column` (the event, 1 = event); a binary endpoint takes no `time`.")
+        if (ep["type"] == "multiclass") != ("classes" in ep):
+            raise ConfigError(f"endpoint {ep['name']!r}: a multiclass endpoint needs `classes` (its labels as written "
+                              "in the sheet, e.g. [G1, G2, G3]); binary and survival endpoints take none.")
+        if "classes" in ep:
+            ep["classes"] = [str(c) for c in ep["classes"]]  # sheet cells are text: 1 and "1" are one class
+            if len(set(ep["classes"])) != len(ep["classes"]):
+                raise ConfigError(f"endpoint {ep['name']!r}: classes {ep['classes']} repeat a label.")
     endpoint_columns = {ep["column"] for ep in cfg["endpoints"]}
     for cov in cfg["harmonise"]["covariates"]:
         if cov in endpoint_columns:

@@ -1,6 +1,7 @@
 """Model: stage 1 on the training centre(s) only. Clinical model, radiomics model (LASSO logistic with
 correlation filtering, everything fitted inside cross-validation) and a nomogram (rad-score + clinical
-factors). Internal validation from outer folds; final models locked as bundles with a sha256 manifest."""
+factors), for binary, multi-class (multinomial) and survival (Cox) endpoints. Internal validation from outer
+folds; final models locked as bundles with a sha256 manifest."""
 from __future__ import annotations
 
 import hashlib
@@ -73,6 +74,12 @@ class CorrelationFilter(KeepColumns):
         elif y is not None and len(np.unique(y)) == 2:
             relevance = np.abs(univariate_auc(X, np.asarray(y)) - 0.5)
             order = np.argsort(-relevance, kind="stable")
+        elif y is not None and len(np.unique(y)) > 2:  # multi-class: ANOVA F across the classes
+            from sklearn.feature_selection import f_classif
+
+            with np.errstate(invalid="ignore", divide="ignore"):
+                relevance = np.nan_to_num(f_classif(X, np.asarray(y))[0])
+            order = np.argsort(-relevance, kind="stable")
         keep: list[int] = []
         for j in order:
             if all(r[j, k] <= self.threshold for k in keep):
@@ -134,31 +141,42 @@ class MRMR(KeepColumns):
         return self
 
 
+def lasso_logistic(C: float, seed: int, multiclass: bool) -> LogisticRegression:
+    """L1-penalised logistic regression: liblinear for two classes; saga (multinomial) for more, which
+    liblinear cannot fit."""
+    return LogisticRegression(l1_ratio=1.0, solver="saga" if multiclass else "liblinear", max_iter=5000, C=C,
+                              random_state=seed)
+
+
 class LassoSelector(KeepColumns):
-    """Keep the features with a non-zero L1-penalised logistic coefficient. A penalty strong enough to zero them
-    all keeps the single feature that enters the LASSO path first (largest |X_j' (y - mean y)| on the
-    standardised data it is fitted on; the first on ties), so every candidate penalty of the inner CV gives a
-    classifier something to fit and a finite score."""
+    """Keep the features with a non-zero L1-penalised logistic coefficient (for any class, when multinomial). A
+    penalty strong enough to zero them all keeps the single feature that enters the LASSO path first (largest
+    |X_j' (y_k - mean y_k)| over the class indicators y_k, on the standardised data it is fitted on; the first
+    on ties), so every candidate penalty of the inner CV gives a classifier something to fit and a finite
+    score."""
 
     def __init__(self, C: float = 1.0, seed: int = 0):
         self.C, self.seed = C, seed
 
     def fit(self, X, y):
         X, y = np.asarray(X, float), np.asarray(y)
-        lasso = LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000, C=self.C,
-                                   random_state=self.seed).fit(X, y)
-        keep = np.flatnonzero(lasso.coef_[0] != 0)
+        classes = np.unique(y)
+        lasso = lasso_logistic(self.C, self.seed, len(classes) > 2).fit(X, y)
+        keep = np.flatnonzero(np.any(lasso.coef_ != 0, axis=0))
         if len(keep) == 0:
-            keep = np.array([int(np.argmax(np.abs(X.T @ (y - y.mean()))))])
+            indicators = (y[:, None] == classes[None, :]).astype(float)
+            gradient = np.abs(X.T @ (indicators - indicators.mean(axis=0))).max(axis=1)
+            keep = np.array([int(np.argmax(gradient))])
         self.keep_ = keep
         self.n_features_in_ = X.shape[1]
         return self
 
 
-def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
+def radiomics_pipeline(opts: dict, seed: int, multiclass: bool = False) -> GridSearchCV:
     """The radiomics model inside its inner-CV search. Default: LASSO logistic (selection and classifier in one,
     penalty by the one-standard-error rule). Otherwise a selector (LASSO or mRMR) then a classifier (logistic,
-    SVM, random forest), their hyper-parameters searched together for the best inner-CV AUC."""
+    SVM, random forest), their hyper-parameters searched together for the best inner-CV AUC (multi-class: the
+    macro-average of the one-vs-rest AUCs)."""
     steps = [
         ("impute", SimpleImputer(strategy="median")),
         ("variance", VarianceThreshold(0.0)),
@@ -167,11 +185,12 @@ def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
     ]
     inner = StratifiedKFold(opts["inner_folds"], shuffle=True, random_state=seed)
     selector, classifier = opts.get("selector", "lasso"), opts.get("classifier", "logistic")
+    scoring = "roc_auc_ovr" if multiclass else "roc_auc"
     if selector == "lasso" and classifier == "logistic":
-        pipe = Pipeline([*steps, ("lasso", LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000,
-                                                              random_state=seed))])
-        return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring="roc_auc", cv=inner, n_jobs=1,
+        pipe = Pipeline([*steps, ("lasso", lasso_logistic(1.0, seed, multiclass))])
+        return GridSearchCV(pipe, {"lasso__C": opts["lasso_C"]}, scoring=scoring, cv=inner, n_jobs=1,
                             refit=one_standard_error)
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.svm import SVC
 
@@ -184,13 +203,20 @@ def radiomics_pipeline(opts: dict, seed: int) -> GridSearchCV:
         grid["select__k"] = opts["mrmr_k"]
     if classifier == "logistic":
         steps.append(("clf", LogisticRegression(max_iter=5000)))
-    elif classifier == "svm":
-        steps.append(("clf", SVC(kernel="linear", probability=True, random_state=seed)))
-        grid["clf__C"] = opts["svm_C"]
+    elif classifier == "svm":  # Platt-scaled linear SVM (CalibratedClassifierCV replaces SVC(probability=True))
+        steps.append(("clf", CalibratedClassifierCV(SVC(kernel="linear", random_state=seed), ensemble=False)))
+        grid["clf__estimator__C"] = opts["svm_C"]
     else:
         steps.append(("clf", RandomForestClassifier(n_estimators=opts["rf_trees"], random_state=seed, n_jobs=1)))
         grid["clf__max_depth"] = opts["rf_max_depth"]
-    return GridSearchCV(Pipeline(steps), grid, scoring="roc_auc", cv=inner, n_jobs=1, error_score=np.nan)
+    return GridSearchCV(Pipeline(steps), grid, scoring=scoring, cv=inner, n_jobs=1, error_score=np.nan)
+
+
+def log_ratios(proba: np.ndarray) -> np.ndarray:
+    """Multi-class rad-score: log(p_k / p_first) for every class but the first (the multinomial linear
+    predictors relative to the reference class), from any classifier's probabilities."""
+    p = np.clip(np.asarray(proba, float), 1e-6, None)
+    return np.log(p[:, 1:] / p[:, :1])
 
 
 def margin(est, X) -> np.ndarray:
@@ -213,20 +239,99 @@ class ColumnSubset(TransformerMixin, BaseEstimator):
         return X[self.columns]
 
 
-class Nomogram(ClassifierMixin, BaseEstimator):
-    """Logistic regression of the rad-score and clinical factors. The rad-score it learns from is out-of-fold
-    (inner CV) so the nomogram does not trust an over-fitted score; at prediction the final radiomics model
-    gives the rad-score (its linear predictor)."""
+def clinical_groups(clinical: Pipeline) -> dict[str, np.ndarray]:
+    """Encoded column indices of each clinical predictor of a fitted ColumnSubset + clinical_preprocessor
+    pipeline: one for a numeric predictor, its one-hot levels together for a categorical one."""
+    encoder = clinical.named_steps["encode"]
+    groups: dict[str, np.ndarray] = {}
+    for name, transformer, columns in encoder.transformers_:
+        if name not in ("num", "cat") or len(columns) == 0:  # an empty transformer is never fitted
+            continue
+        start = encoder.output_indices_[name].start
+        if name == "num":
+            widths = [1] * len(columns)
+        else:
+            onehot = transformer[-1]
+            drops = onehot.drop_idx_ if onehot.drop_idx_ is not None else [None] * len(columns)
+            widths = [len(cats) - (d is not None) for cats, d in zip(onehot.categories_, drops, strict=True)]
+        for column, width in zip(columns, widths, strict=True):
+            groups[column] = np.arange(start, start + width)
+            start += width
+    return groups
 
-    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0):
+
+def backward_elimination(loglik, groups: dict[str, np.ndarray], df_per_column: int, p_max: float) -> list[str]:
+    """Clinical predictors independent of the rest: from all of them, repeatedly drop the one whose likelihood-ratio
+    test (`loglik` of the kept predictors, with and without it; chi-square with its columns x df_per_column
+    degrees of freedom) has the largest p, while that p exceeds p_max. Ties drop the first listed."""
+    from scipy.stats import chi2
+
+    kept = list(groups)
+    while kept and p_max < 1:
+        full = loglik(kept)
+        p = {g: chi2.sf(max(0.0, 2 * (full - loglik([k for k in kept if k != g]))), len(groups[g]) * df_per_column)
+             for g in kept}
+        worst = max(kept, key=p.__getitem__)
+        if p[worst] <= p_max:
+            break
+        kept.remove(worst)
+    return kept
+
+
+class ClinicalSelection:
+    """Nomogram part shared by the logistic and Cox nomograms: which clinical predictors enter, chosen by
+    backward elimination on the training rows (kept_clinical_, kept_columns_ of the encoded clinical table)."""
+
+    def _select_clinical(self, radscore: np.ndarray, X: pd.DataFrame, loglik, df_per_column: int) -> None:
+        encoded = self.clinical_.transform(X)
+        groups = clinical_groups(self.clinical_)
+
+        def fit_loglik(kept: list[str]) -> float:
+            cols = np.concatenate([groups[g] for g in kept]).astype(int) if kept else np.array([], int)
+            return loglik(np.column_stack([radscore, encoded[:, cols]]))
+
+        self.kept_clinical_ = backward_elimination(fit_loglik, groups, df_per_column, self.clinical_p)
+        self.kept_columns_ = (np.concatenate([groups[g] for g in self.kept_clinical_]).astype(int)
+                              if self.kept_clinical_ else np.array([], int))
+
+    def _design(self, radscore: np.ndarray, X: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([radscore, self.clinical_.transform(X)[:, self.kept_columns_]])
+
+    def clinical_names(self) -> list[str]:
+        """Encoded names of the clinical columns the nomogram uses."""
+        names = self.clinical_.named_steps["encode"].get_feature_names_out()
+        return [str(n) for n in np.asarray(names)[self.kept_columns_]]
+
+
+def logistic_loglik(y: np.ndarray):
+    """Log-likelihood of an unpenalised (multinomial) logistic model of y on a design matrix."""
+    from sklearn.metrics import log_loss
+
+    def loglik(design: np.ndarray) -> float:
+        fit = LogisticRegression(C=np.inf, max_iter=2000).fit(design, y)
+        return -float(log_loss(y, fit.predict_proba(design), normalize=False, labels=fit.classes_))
+    return loglik
+
+
+class Nomogram(ClinicalSelection, ClassifierMixin, BaseEstimator):
+    """Logistic regression of the rad-score and the clinical factors independent of it (backward elimination by
+    likelihood-ratio p > clinical_p on the training rows). The rad-score it learns from is out-of-fold (inner
+    CV) so the nomogram does not trust an over-fitted score; at prediction the final radiomics model gives the
+    rad-score (its linear predictor; multi-class: log-ratios of each class against the first)."""
+
+    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0,
+                 clinical_p: float = 0.05):
         self.radiomics, self.clinical = radiomics, clinical
         self.radiomics_columns, self.inner_folds, self.seed = radiomics_columns, inner_folds, seed
+        self.clinical_p = clinical_p
 
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y)
         cv = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
         Xr = X[self.radiomics_columns]
-        if hasattr(self.radiomics, "decision_function"):
+        if len(np.unique(y)) > 2:  # multinomial: one rad-score per non-reference class
+            rad_oof = log_ratios(cross_val_predict(clone(self.radiomics), Xr, y, cv=cv, method="predict_proba"))
+        elif hasattr(self.radiomics, "decision_function"):
             rad_oof = cross_val_predict(clone(self.radiomics), Xr, y, cv=cv, method="decision_function")
         else:
             p = np.clip(cross_val_predict(clone(self.radiomics), Xr, y, cv=cv, method="predict_proba")[:, 1],
@@ -234,34 +339,37 @@ class Nomogram(ClassifierMixin, BaseEstimator):
             rad_oof = np.log(p / (1 - p))
         self.radiomics_ = clone(self.radiomics).fit(Xr, y)
         self.clinical_ = clone(self.clinical).fit(X, y)
+        self._select_clinical(rad_oof, X, logistic_loglik(y), df_per_column=len(np.unique(y)) - 1)
         self.logit_ = LogisticRegression(max_iter=1000).fit(self._design(rad_oof, X), y)
         self.classes_ = self.logit_.classes_
         return self
 
-    def _design(self, radscore: np.ndarray, X: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([radscore, self.clinical_.transform(X)])
-
     def radscore(self, X: pd.DataFrame) -> np.ndarray:
+        if len(self.classes_) > 2:
+            return log_ratios(self.radiomics_.predict_proba(X[self.radiomics_columns]))
         return margin(self.radiomics_, X[self.radiomics_columns])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.logit_.predict_proba(self._design(self.radscore(X), X))
 
     def predict(self, X):
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-def build_model(name: str, radiomics_columns: list[str], clinical: list[dict], opts: dict, seed: int):
+def build_model(name: str, radiomics_columns: list[str], clinical: list[dict], opts: dict, seed: int,
+                multiclass: bool = False):
     if name == "clinical":
         clin = [c["name"] for c in clinical]
         return Pipeline([("select", ColumnSubset(clin)), ("encode", clinical_preprocessor(clinical)),
                          ("logit", LogisticRegression(max_iter=1000))])
     if name == "radiomics":
-        return Pipeline([("select", ColumnSubset(radiomics_columns)), ("model", radiomics_pipeline(opts, seed))])
+        return Pipeline([("select", ColumnSubset(radiomics_columns)),
+                         ("model", radiomics_pipeline(opts, seed, multiclass))])
     if name == "nomogram":
         clin = [c["name"] for c in clinical]
         encode = Pipeline([("select", ColumnSubset(clin)), ("encode", clinical_preprocessor(clinical))])
-        return Nomogram(radiomics_pipeline(opts, seed), encode, radiomics_columns, opts["inner_folds"], seed)
+        return Nomogram(radiomics_pipeline(opts, seed, multiclass), encode, radiomics_columns, opts["inner_folds"],
+                        seed, opts["nomogram_clinical_p"])
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -331,6 +439,7 @@ class CoxModel(BaseEstimator):
         cph.fit(data, "_time", "_event")
         self.coef_ = cph.params_.loc[cols].to_numpy()
         self.offset_ = float(X.mean(axis=0) @ self.coef_)
+        self.log_likelihood_ = float(cph.log_likelihood_)  # partial log-likelihood (penalty not included)
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -396,12 +505,15 @@ class CoxSearch(BaseEstimator):
         return self.best_estimator_.decision_function(X)
 
 
-class SurvivalNomogram(BaseEstimator):
-    """Cox model of the radiomics Cox rad-score (out-of-fold in inner CV) and the clinical factors."""
+class SurvivalNomogram(ClinicalSelection, BaseEstimator):
+    """Cox model of the radiomics Cox rad-score (out-of-fold in inner CV) and the clinical factors independent of
+    it (backward elimination by partial-likelihood-ratio p > clinical_p on the training rows)."""
 
-    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0):
+    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0,
+                 clinical_p: float = 0.05):
         self.radiomics, self.clinical = radiomics, clinical
         self.radiomics_columns, self.inner_folds, self.seed = radiomics_columns, inner_folds, seed
+        self.clinical_p = clinical_p
 
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y, float)
@@ -411,11 +523,10 @@ class SurvivalNomogram(BaseEstimator):
         # from a score whose penalty saw the held-out rows (as the binary Nomogram's cross_val_predict does)
         rad_oof = out_of_fold_risk(self.radiomics, Xr, y, survival_splits(y, self.inner_folds, self.seed))
         self.clinical_ = clone(self.clinical).fit(X, y)
+        self._select_clinical(rad_oof, X, lambda design: CoxModel(0.01).fit(design, y).log_likelihood_,
+                              df_per_column=1)
         self.cox_ = CoxModel(0.01).fit(self._design(rad_oof, X), y)
         return self
-
-    def _design(self, radscore: np.ndarray, X: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([radscore, self.clinical_.transform(X)])
 
     def radscore(self, X: pd.DataFrame) -> np.ndarray:
         return self.radiomics_.decision_function(X[self.radiomics_columns])
@@ -432,7 +543,8 @@ def build_survival_model(name: str, radiomics_columns: list[str], clinical: list
     if name == "radiomics":
         return Pipeline([("select", ColumnSubset(radiomics_columns)), ("model", CoxSearch(opts, seed))])
     if name == "nomogram":
-        return SurvivalNomogram(CoxSearch(opts, seed), encode, radiomics_columns, opts["inner_folds"], seed)
+        return SurvivalNomogram(CoxSearch(opts, seed), encode, radiomics_columns, opts["inner_folds"], seed,
+                                opts["nomogram_clinical_p"])
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -474,21 +586,54 @@ def describe_survival(name: str, model) -> dict[str, Any]:
                             "selected_features": {str(n): float(round(c, 10)) for n, c in zip(names, coef, strict=True)
                                                   if abs(c) > 1e-6}}
     if name == "nomogram":
-        enc = model.clinical_.named_steps["encode"].get_feature_names_out()
+        enc = model.clinical_names()
         info["coefficients"] = dict(zip(["radscore", *map(str, enc)], model.cox_.coef_.round(10).tolist(),
                                         strict=True))
     return info
 
 
-def training_table(features: pd.DataFrame, cohort: pd.DataFrame, label: str) -> pd.DataFrame:
-    """Join features and clinical rows by patient_id; every feature row must have a clinical row."""
+def training_table(features: pd.DataFrame, cohort: pd.DataFrame, label: str, numeric: bool = True) -> pd.DataFrame:
+    """Join features and clinical rows by patient_id; every feature row must have a clinical row. The label is
+    made numeric unless it holds class names (numeric=False: multi-class endpoints)."""
     missing = sorted(set(features["patient_id"]) - set(cohort["patient_id"]))
     if missing:
         raise McradError(f"patients {missing[:5]} have features but no cohort row. Fix: the cohort tables are stale; "
                          "rerun the workflow from the cohort sheet.")
     df = features.merge(cohort.drop(columns=["centre"]), on="patient_id", how="left", validate="one_to_one")
-    df[label] = pd.to_numeric(df[label])
+    if numeric:
+        df[label] = pd.to_numeric(df[label])
     return df
+
+
+def class_name(value: Any) -> str:
+    """A multi-class label as the text of the config's `classes` (a TSV cell read back as 1 or 1.0 is '1')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def class_index(labels: pd.Series, classes: list[str], patients: pd.Series, source: str) -> np.ndarray:
+    """Position of each label in the endpoint's `classes`; a label outside them (or missing) is refused, naming
+    the patients."""
+    text = labels.map(class_name)
+    lookup = {c: i for i, c in enumerate(classes)}
+    bad = ~text.isin(list(lookup))
+    if bad.any():
+        shown = [f"{p} ({v!r})" for p, v in zip(patients[bad], labels[bad], strict=True)][:5]
+        raise McradError(f"{source}: patients {shown} have a label outside the endpoint's classes {classes}. Fix: "
+                         "correct the labels, or list every class in the endpoint's `classes`.")
+    return text.map(lookup).to_numpy(int)
+
+
+def probability_columns(classes: list[str]) -> list[str]:
+    return [f"p_{c}" for c in classes]
+
+
+def class_probabilities(classes: list[str], proba: np.ndarray) -> pd.DataFrame:
+    """Multi-class predictions: predicted (the most probable class, the locked decision rule) and p_<class>."""
+    proba = np.asarray(proba, float)
+    return pd.DataFrame({"predicted": np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)],
+                         **dict(zip(probability_columns(classes), proba.T, strict=True))})
 
 
 def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -525,6 +670,34 @@ def train_endpoint(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
         fitted[name] = {"model": lock(final), "threshold": youden_threshold(y, oof), "info": info}
         preds.append(pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "stage": "internal",
                                    "model": name, "label": y, "score": oof}))
+    return fitted, pd.concat(preds, ignore_index=True)
+
+
+def train_multiclass(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], label: str,
+                     classes: list[str], opts: dict, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Multi-class endpoint (e.g. grade, stage): multinomial clinical logistic model, radiomics model (multinomial
+    LASSO logistic by default; selection and classifier tuned on the inner-CV macro one-vs-rest AUC) and a
+    multinomial nomogram of the out-of-fold rad-scores (log-ratios against the first class) and the clinical
+    factors. The locked decision is the most probable class (no threshold)."""
+    y = class_index(df[label], classes, df["patient_id"], "training centre")
+    counts = np.bincount(y, minlength=len(classes))
+    if counts.min() < opts["outer_folds"]:
+        raise McradError(f"training data have {dict(zip(classes, counts.tolist(), strict=True))} patients per class of "
+                         f"'{label}'; {opts['outer_folds']}-fold cross-validation needs at least {opts['outer_folds']} "
+                         "of each. Fix: add training centres, merge rare classes, or lower model.outer_folds.")
+    X = df.drop(columns=[label])
+    outer = StratifiedKFold(opts["outer_folds"], shuffle=True, random_state=seed)
+    fitted, preds = {}, []
+    for name in MODELS:
+        est = build_model(name, radiomics_columns, clinical, opts, seed, multiclass=True)
+        oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")
+        final = clone(est).fit(X, y)
+        info = describe(name, final, classes)  # before lock(), which drops the search's results
+        fitted[name] = {"model": lock(final), "threshold": None, "info": info}
+        preds.append(pd.concat([pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"],
+                                              "stage": "internal", "model": name,
+                                              "label": np.asarray(classes, dtype=object)[y]}).reset_index(drop=True),
+                                class_probabilities(classes, oof)], axis=1))
     return fitted, pd.concat(preds, ignore_index=True)
 
 
@@ -624,10 +797,7 @@ def describe_fusion(name: str, model) -> dict[str, Any]:
     pipe = model if name == "fusion_features" else model.radiomics_
     best = pipe.named_steps["model"]  # locked: the search's best pipeline
     names = best[:-1].get_feature_names_out(np.asarray(pipe.named_steps["select"].columns))
-    last = best.steps[-1][1]
-    weight = np.ravel(last.coef_) if hasattr(last, "coef_") else last.feature_importances_
-    info: dict[str, Any] = {"selected_features": {str(k): float(round(v, 10))
-                                                  for k, v in zip(names, weight, strict=True) if v != 0}}
+    info: dict[str, Any] = {"selected_features": weight_table(names, weight_rows(best.steps[-1][1]), nonzero=True)}
     if name == "fusion_decision":
         info["fusion"] = "mean of the radiomics and recalibrated deep probabilities"
     return info
@@ -645,28 +815,59 @@ def lock(model):
     return model
 
 
-def describe(name: str, model) -> dict[str, Any]:
-    """What a reader of the bundle needs: the chosen penalty and the selected features with coefficients."""
+def uncalibrated(est):
+    """The classifier inside a Platt-scaled CalibratedClassifierCV (ensemble=False: one, fitted on all rows)."""
+    return est.calibrated_classifiers_[0].estimator if hasattr(est, "calibrated_classifiers_") else est
+
+
+def weight_rows(est, classes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-input weights of a fitted final step: impurity importances (random forest), one coefficient row (binary
+    logistic, linear SVM), one row per class (multinomial logistic) or per class pair (SVM's one-vs-one)."""
+    est = uncalibrated(est)
+    if not hasattr(est, "coef_"):
+        return {"importance": np.asarray(est.feature_importances_)}
+    coef = np.atleast_2d(est.coef_)
+    if coef.shape[0] == 1:
+        return {"coefficient": coef[0]}
+    if hasattr(est, "decision_function_shape"):  # sklearn SVC: one row per pair of classes
+        labels = [f"{a} vs {b}" for i, a in enumerate(classes) for b in classes[i + 1:]]
+    else:
+        labels = list(classes)
+    return dict(zip(labels, coef, strict=True))
+
+
+def weight_table(names, rows: dict[str, np.ndarray], nonzero: bool) -> dict[str, Any]:
+    """{input: weight} for one weight row; {input: {class: weight}} for several (multi-class). With nonzero, inputs
+    whose weights are all 0 are left out."""
+    names = list(map(str, names))
+    if len(rows) == 1:
+        (w,) = rows.values()
+        return {n: float(round(c, 10)) for n, c in zip(names, w, strict=True) if c != 0 or not nonzero}
+    return {n: {k: float(round(w[j], 10)) for k, w in rows.items()} for j, n in enumerate(names)
+            if not nonzero or any(w[j] != 0 for w in rows.values())}
+
+
+def describe(name: str, model, classes: list[str] | None = None) -> dict[str, Any]:
+    """What a reader of the bundle needs: the chosen penalty and the selected features with coefficients (one per
+    class for multi-class endpoints)."""
     if name == "clinical":
         logit = model.named_steps["logit"]
         cols = model.named_steps["encode"].get_feature_names_out()
-        return {"coefficients": dict(zip(map(str, cols), logit.coef_[0].round(10).tolist(), strict=True))}
+        return {"coefficients": weight_table(cols, weight_rows(logit, classes), nonzero=False)}
     search = model.named_steps["model"] if name == "radiomics" else model.radiomics_
     pipe = search.best_estimator_
     names = pipe[:-1].get_feature_names_out(search.feature_names_in_)
     if "lasso" in pipe.named_steps:
-        coef = pipe.named_steps["lasso"].coef_[0]
-        selected = {str(n): float(round(c, 10)) for n, c in zip(names, coef, strict=True) if c != 0}
+        selected = weight_table(names, weight_rows(pipe.named_steps["lasso"], classes), nonzero=True)
         info: dict[str, Any] = {"lasso_C": search.best_params_["lasso__C"], "selected_features": selected}
     else:  # selector + classifier: coefficients (logistic, linear SVM) or impurity importances (random forest)
-        clf = pipe.named_steps["clf"]
-        weight = clf.coef_[0] if hasattr(clf, "coef_") else clf.feature_importances_
+        rows = weight_rows(pipe.named_steps["clf"], classes)
         info = {"hyper_parameters": {k: v for k, v in search.best_params_.items()},
-                "selected_features": {str(n): float(round(c, 10)) for n, c in zip(names, weight, strict=True)}}
+                "selected_features": weight_table(names, rows, nonzero=False)}
     if name == "nomogram":
-        enc = model.clinical_.named_steps["encode"].get_feature_names_out()
-        info["coefficients"] = dict(zip(["radscore", *map(str, enc)], model.logit_.coef_[0].round(10).tolist(),
-                                        strict=True))
+        enc = model.clinical_names()
+        rad = ["radscore"] if len(model.classes_) == 2 else [f"radscore_{c}" for c in classes[1:]]
+        info["coefficients"] = weight_table([*rad, *enc], weight_rows(model.logit_, classes), nonzero=False)
     return info
 
 
@@ -678,48 +879,73 @@ def nomogram_scales(model: Nomogram, X: pd.DataFrame, clinical: list[dict]) -> d
     base = {c["name"]: (X[c["name"]].median() if c["type"] != "categorical" else X[c["name"]].mode().iloc[0])
             for c in clinical}
     base_row = pd.DataFrame([base])
-    base_enc = model.clinical_.transform(base_row)[0]
+    base_enc = model.clinical_.transform(base_row)[0, model.kept_columns_]
     terms = [{"name": "rad-score", "values": np.linspace(rad.min(), rad.max(), 5).round(3).tolist(),
               "contribution": (beta[0] * np.linspace(rad.min(), rad.max(), 5)).tolist()}]
     for c in clinical:
+        if c["name"] not in model.kept_clinical_:  # not independent of the rad-score: not in the nomogram
+            continue
         col = X[c["name"]]
         values = sorted(col.dropna().unique()) if c["type"] == "categorical" or col.nunique() <= 5 \
             else np.linspace(col.min(), col.max(), 5).round(1).tolist()
         rows = pd.DataFrame([{**base, c["name"]: v} for v in values])
-        enc = model.clinical_.transform(rows)
+        enc = model.clinical_.transform(rows)[:, model.kept_columns_]
         terms.append({"name": c["name"], "values": [str(v) if c["type"] == "categorical" else float(v) for v in values],
                       "contribution": ((enc - base_enc) @ beta[1:]).tolist()})
     offset = float(model.logit_.intercept_[0] + base_enc @ beta[1:])
     return {"terms": terms, "intercept": offset}
 
 
-def linear_design(name: str, model, X: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+def linear_log_odds(est) -> np.ndarray:
+    """Coefficients of the log-odds (log-hazard for Cox) in the inputs of a final step linear in them: logistic,
+    Cox, or a Platt-scaled linear SVM (log-odds = -a * decision - b). One row per class when multinomial."""
+    if hasattr(est, "calibrated_classifiers_"):
+        cal = est.calibrated_classifiers_[0]
+        if len(cal.calibrators) == 1 and hasattr(uncalibrated(est), "coef_"):
+            return -cal.calibrators[0].a_ * np.ravel(uncalibrated(est).coef_)
+    elif hasattr(est, "coef_"):
+        return np.ravel(est.coef_) if np.ndim(est.coef_) == 1 or len(est.coef_) == 1 else np.asarray(est.coef_)
+    raise ValueError(f"the radiomics model ({type(uncalibrated(est)).__name__}) is not linear in the log-odds of its "
+                     "inputs")
+
+
+def linear_design(name: str, model, X: pd.DataFrame,
+                  classes: list[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The inputs the final linear layer of a locked radiomics or nomogram model sees for the rows of X (selected
-    standardised features; or rad-score and encoded clinical factors), with its coefficients."""
+    standardised features; or rad-score(s) and encoded clinical factors), with its coefficients (a row per class
+    for multi-class models)."""
     if name == "radiomics":
         inner = model.named_steps["model"]
         pipe = getattr(inner, "best_estimator_", inner)  # a survival CoxSearch keeps its refitted pipeline
         cols = model.named_steps["select"].columns
         Z = pipe[:-1].transform(X[cols])
         names = list(map(str, pipe[:-1].get_feature_names_out(np.asarray(cols))))
-        if not hasattr(pipe.steps[-1][1], "coef_"):
-            raise ValueError(f"the radiomics model ({type(pipe.steps[-1][1]).__name__}) is not linear in its inputs")
-        coef = np.ravel(pipe.steps[-1][1].coef_)
+        coef = linear_log_odds(pipe.steps[-1][1])
     elif name == "nomogram":
         Z = model._design(model.radscore(X), X)
-        names = ["rad-score", *map(str, model.clinical_.named_steps["encode"].get_feature_names_out())]
-        coef = np.ravel(model.cox_.coef_ if isinstance(model, SurvivalNomogram) else model.logit_.coef_)
+        multiclass = not isinstance(model, SurvivalNomogram) and len(model.classes_) > 2
+        rad = [f"rad-score {c}" for c in classes[1:]] if multiclass else ["rad-score"]
+        names = [*rad, *model.clinical_names()]
+        coef = linear_log_odds(model.cox_ if isinstance(model, SurvivalNomogram) else model.logit_)
     else:
         raise ValueError(f"SHAP values are computed for the radiomics and nomogram models, not {name!r}")
     return names, np.asarray(Z, float), coef
 
 
-def linear_shap(name: str, model, X: pd.DataFrame) -> pd.DataFrame:
+def linear_shap(name: str, model, X: pd.DataFrame, classes: list[str] | None = None) -> pd.DataFrame:
     """Exact SHAP values of a linear(-logit or Cox) model on its training rows: for a model linear in its inputs
     z with independent (interventional) background equal to the training rows, phi_j = beta_j (z_j - mean z_j),
     in log-odds (log-hazard) units; they sum to the linear predictor minus its training mean. Long table:
-    patient_id, feature, value (the input z), shap. Features with a zero coefficient are left out."""
-    names, Z, coef = linear_design(name, model, X)
+    patient_id, feature, value (the input z), shap. Features with a zero coefficient are left out. Multi-class
+    models: one set per class (column `class`), of that class's multinomial linear predictor."""
+    names, Z, coef = linear_design(name, model, X, classes)
+    if coef.ndim == 2:
+        return pd.concat([_shap_rows(names, Z, row, X).assign(**{"class": c}) for c, row in
+                          zip(classes, coef, strict=True)], ignore_index=True)
+    return _shap_rows(names, Z, coef, X)
+
+
+def _shap_rows(names: list[str], Z: np.ndarray, coef: np.ndarray, X: pd.DataFrame) -> pd.DataFrame:
     phi = coef * (Z - Z.mean(axis=0))
     keep = np.flatnonzero(coef != 0)
     return pd.DataFrame({"patient_id": np.repeat(X["patient_id"].to_numpy(), len(keep)),
@@ -728,9 +954,11 @@ def linear_shap(name: str, model, X: pd.DataFrame) -> pd.DataFrame:
 
 
 def shap_summary(shap: pd.DataFrame) -> pd.DataFrame:
-    """Per-feature mean |SHAP| (importance), most important first. (Their mean is 0 by construction.)"""
-    out = shap.groupby("feature")["shap"].agg(mean_abs_shap=lambda v: np.abs(v).mean())
-    return out.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index()
+    """Per-feature mean |SHAP| (importance; per class for multi-class models), most important first. (Their mean
+    is 0 by construction.)"""
+    keys = ["class", "feature"] if "class" in shap.columns else ["feature"]
+    out = shap.groupby(keys)["shap"].agg(mean_abs_shap=lambda v: np.abs(v).mean()).reset_index()
+    return out.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def software_versions() -> dict[str, str]:

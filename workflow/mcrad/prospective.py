@@ -7,13 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from mcrad.errors import McradError
-from mcrad.model import load_bundle
+from mcrad.model import load_bundle, probability_columns
 from mcrad.validate import (
     attach_outcomes,
     paired_comparisons,
     paired_concordance,
+    paired_multiclass,
     predict_bundle,
     summarise,
+    summarise_multiclass,
     summarise_survival,
 )
 
@@ -23,25 +25,34 @@ COLUMNS = ["patient_id", "centre", "stage", "model", "score", "threshold", "posi
 
 def predict(bundles: list[Path], features: pd.DataFrame, clinical: pd.DataFrame | None = None) -> pd.DataFrame:
     """Scores of every patient by every bundle, with the bundle's locked threshold and the call it makes
-    (positive: probability >= threshold; for survival bundles: the high-risk group). Reads no outcome."""
+    (positive: probability >= threshold; for survival bundles: the high-risk group; for multi-class bundles the
+    class probabilities and the most probable class). Reads no outcome."""
     frames = []
-    endpoints = set()
+    endpoints = {}
     for bundle in bundles:
         _, meta = load_bundle(bundle)
-        endpoints.add(meta["endpoint"]["name"])
-        scored = predict_bundle(bundle, features, clinical)
-        frames.append(scored.assign(stage=STAGE, threshold=meta["threshold"],
-                                    positive=(scored["score"] >= meta["threshold"]).astype(int)))
+        endpoints[meta["endpoint"]["name"]] = meta["endpoint"]
+        scored = predict_bundle(bundle, features, clinical).assign(stage=STAGE)
+        if meta["endpoint"].get("type") != "multiclass":
+            scored = scored.assign(threshold=meta["threshold"],
+                                   positive=(scored["score"] >= meta["threshold"]).astype(int))
+        frames.append(scored)
     if len(endpoints) > 1:
         raise McradError(f"bundles of several endpoints {sorted(endpoints)} given to one prediction table. "
                          "Fix: run `mcrad predict` once per endpoint (models/<endpoint>/*).")
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    (endpoint,) = endpoints.values()
+    columns = (["patient_id", "centre", "stage", "model", "predicted", *probability_columns(endpoint["classes"])]
+               if endpoint.get("type") == "multiclass" else COLUMNS)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def evaluate(predictions: pd.DataFrame, outcomes: pd.DataFrame, endpoint: dict,
              alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stage-3 metrics (one row per model x centre, plus pooled centres) and paired tests between models (DeLong;
-    C-index for survival endpoints), at the thresholds stored in the predictions table (locked at training)."""
+    C-index for survival endpoints), at the thresholds stored in the predictions table (locked at training).
+    Multi-class endpoints: the stored class probabilities and the most probable class (no threshold)."""
+    if endpoint.get("type") == "multiclass":
+        return _evaluate_multiclass(predictions, outcomes, endpoint, alpha)
     missing = [c for c in ("patient_id", "centre", "model", "score", "threshold") if c not in predictions.columns]
     if missing:
         raise McradError(f"the predictions table lacks column(s) {missing}. Fix: give the output of `mcrad predict`.")
@@ -60,3 +71,16 @@ def evaluate(predictions: pd.DataFrame, outcomes: pd.DataFrame, endpoint: dict,
         metrics = summarise(pooled, locked, alpha)
         paired = paired_comparisons(pooled)
     return metrics.assign(stage=STAGE), paired.assign(stage=STAGE)
+
+
+def _evaluate_multiclass(predictions: pd.DataFrame, outcomes: pd.DataFrame, endpoint: dict,
+                         alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    classes = endpoint["classes"]
+    missing = [c for c in ("patient_id", "centre", "model", *probability_columns(classes))
+               if c not in predictions.columns]
+    if missing:
+        raise McradError(f"the predictions table lacks column(s) {missing} of endpoint {endpoint['name']!r} (classes "
+                         f"{classes}). Fix: give the output of `mcrad predict` with this endpoint's bundles.")
+    pooled = attach_outcomes(predictions, outcomes, endpoint).assign(stage="external")
+    metrics = summarise_multiclass(pooled, classes, alpha, endpoint.get("ordinal", False))
+    return metrics.assign(stage=STAGE), paired_multiclass(pooled, classes).assign(stage=STAGE)

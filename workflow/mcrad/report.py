@@ -25,7 +25,8 @@ from scipy import stats  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from mcrad.config import Paths, stable_hash  # noqa: E402
-from mcrad.validate import calibration_curve, decision_curve  # noqa: E402
+from mcrad.model import class_name  # noqa: E402
+from mcrad.validate import calibration_curve, confusion, decision_curve  # noqa: E402
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.88em}th,td{border:1px solid #ccc;padding:.25em .6em;
@@ -103,18 +104,24 @@ def design_section(rep: Report, cfg: dict, paths: Paths, cohort: pd.DataFrame) -
                else "external validation (stage 2)", "patients": len(g),
                "quarantined": int((quarantine["centre"] == centre).sum())}
         for ep in cfg["endpoints"]:
-            row[f"{ep['name']} events"] = int(pd.to_numeric(g[ep["column"]]).sum())
+            if ep["type"] == "multiclass":  # patients per class, in the order of `classes`
+                counts = g[ep["column"]].map(class_name).value_counts()
+                row[f"{ep['name']} ({'/'.join(ep['classes'])})"] = "/".join(
+                    str(int(counts.get(c, 0))) for c in ep["classes"])
+            else:
+                row[f"{ep['name']} events"] = int(pd.to_numeric(g[ep["column"]]).sum())
         rows.append(row)
     table = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(table)))
     colours = ["#4c72b0" if s.startswith("training") else "#dd8452" for s in table["stage"]]
     ax.barh(table["centre"], table["patients"], color=colours)
-    ep0 = cfg["endpoints"][0]["name"]
-    ax.barh(table["centre"], table[f"{ep0} events"], color="none", edgecolor="k", hatch="//",
-            label=f"{ep0} events")
+    ep0 = next((ep["name"] for ep in cfg["endpoints"] if ep["type"] != "multiclass"), None)
+    if ep0:
+        ax.barh(table["centre"], table[f"{ep0} events"], color="none", edgecolor="k", hatch="//",
+                label=f"{ep0} events")
+        ax.legend(loc="lower right", fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel="patients", title="Centres: training (blue) and external validation (orange)")
-    ax.legend(loc="lower right", fontsize=8)
     rep.add("design", "Study design",
             "<p>Staged validation: models are trained, cross-validated and locked on the training centre(s) "
             "(stage 1); every external centre is then scored by the locked models only (stage 2). Nothing "
@@ -375,6 +382,17 @@ def nomogram_figure(rep: Report, scales: dict, name: str) -> str:
     return rep.figure(fig, f"nomogram_{name}", "nomogram")
 
 
+def weights_frame(weights: dict, key: str, value: str, by_size: bool = True) -> pd.DataFrame:
+    """A bundle's {input: weight} as a table, largest |weight| first; {input: {class: weight}} (multi-class) as one
+    column per class, ordered by the largest |weight| over the classes."""
+    rows = [{key: k, **(v if isinstance(v, dict) else {value: v})} for k, v in weights.items()]
+    df = pd.DataFrame(rows, columns=None if rows else [key, value])
+    if by_size and len(df):
+        size = df.drop(columns=[key]).abs().max(axis=1)
+        df = df.loc[size.sort_values(ascending=False, kind="stable").index]
+    return df
+
+
 def models_section(rep: Report, cfg: dict, paths: Paths) -> None:
     m = cfg["model"]
     body = ("<p><b>Clinical model</b>: logistic regression of the clinical predictors "
@@ -383,20 +401,26 @@ def models_section(rep: Report, cfg: dict, paths: Paths) -> None:
             f"correlation filter (|r| &gt; {m['correlation_threshold']}, keeping the feature most related to "
             "the outcome), and L1-penalised (LASSO) logistic regression with the penalty chosen by "
             f"{m['inner_folds']}-fold inner cross-validation (one-standard-error rule, C in {m['lasso_C']}). "
-            "<b>Nomogram</b>: logistic regression of the out-of-fold rad-score and the clinical predictors. "
+            "<b>Nomogram</b>: logistic regression of the out-of-fold rad-score and the clinical predictors "
+            "independent of it (backward elimination on the training centre, likelihood-ratio p &le; "
+            f"{m['nomogram_clinical_p']}, inside every fold). "
             f"Internal validation: {m['outer_folds']}-fold outer cross-validation on the training centre; the "
-            "threshold is locked at the Youden point of the out-of-fold predictions.</p>")
+            "threshold is locked at the Youden point of the out-of-fold predictions. Multi-class endpoints: "
+            "multinomial versions of the three models (the nomogram's rad-scores are the log-ratios of each class "
+            "against the first), tuned on the inner-CV macro one-vs-rest AUC; the locked decision is the most "
+            "probable class.</p>")
     for ep in cfg["endpoints"]:
         name = ep["name"]
         for model in ("radiomics", "nomogram", "clinical"):
             meta = json.loads((paths.bundle(name, model) / "meta.json").read_text())
             desc = meta["description"]
             manifest = json.loads((paths.bundle(name, model) / "manifest.json").read_text())
-            body += f"<h3>{model} model ({html.escape(name)})</h3><p>Locked threshold {meta['threshold']:.3f}; " \
+            rule = ("the most probable class" if meta["threshold"] is None
+                    else f"threshold {meta['threshold']:.3f}")
+            body += f"<h3>{model} model ({html.escape(name)})</h3><p>Locked decision: {rule}; " \
                     f"bundle sha256 <code>{manifest['bundle_sha256'][:16]}</code>.</p>"
             if "selected_features" in desc:
-                sel = pd.DataFrame(sorted(desc["selected_features"].items(), key=lambda kv: -abs(kv[1])),
-                                   columns=["feature", "coefficient (standardised)"])
+                sel = weights_frame(desc["selected_features"], "feature", "coefficient (standardised)")
                 if "lasso_C" in desc:
                     chosen = f"LASSO C = {desc['lasso_C']}"
                 elif "penalizer" in desc:  # survival: penalised Cox
@@ -406,7 +430,7 @@ def models_section(rep: Report, cfg: dict, paths: Paths) -> None:
                     chosen = f"hyper-parameters {desc['hyper_parameters']}"
                 body += f"<p>{chosen}; {len(sel)} feature(s) selected.</p>" + _table(sel, 4)
             if "coefficients" in desc:
-                body += _table(pd.DataFrame(list(desc["coefficients"].items()), columns=["term", "coefficient"]), 4)
+                body += _table(weights_frame(desc["coefficients"], "term", "coefficient", by_size=False), 4)
             if "scales" in desc:
                 body += nomogram_figure(rep, desc["scales"], name)
     rep.add("models", "Models", body)
@@ -414,19 +438,22 @@ def models_section(rep: Report, cfg: dict, paths: Paths) -> None:
 
 def shap_figure(rep: Report, shap: pd.DataFrame, summary: pd.DataFrame, name: str, top: int = 10) -> str:
     """SHAP summary (beeswarm-style): per feature, each training patient's SHAP value coloured by the input."""
-    models = list(dict.fromkeys(summary["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 0.35 * top + 1.5), squeeze=False)
+    keys = ["model", "class"] if "class" in summary.columns else ["model"]  # multi-class: a panel per class
+    panels = list(dict.fromkeys(map(tuple, shap[keys].to_numpy().tolist())))  # models, then classes, in order
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.35 * top + 1.5), squeeze=False)
     rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
-    for ax, model in zip(axes[0], models, strict=True):
-        feats = summary.loc[summary["model"] == model, "feature"].head(top).tolist()
+    for ax, panel in zip(axes[0], panels, strict=True):
+        here = (summary[keys] == panel).all(axis=1)
+        feats = summary.loc[here, "feature"].head(top).tolist()
+        rows = (shap[keys] == panel).all(axis=1)
         for i, f in enumerate(feats):
-            g = shap[(shap["model"] == model) & (shap["feature"] == f)]
+            g = shap[rows & (shap["feature"] == f)]
             v = g["value"].to_numpy(float)
             scaled = (v - v.min()) / (np.ptp(v) or 1.0)
             ax.scatter(g["shap"], -i + rng.uniform(-0.25, 0.25, len(g)), c=scaled, cmap="coolwarm", s=6)
         ax.set_yticks(-np.arange(len(feats)), [f[-40:] for f in feats], fontsize=7)
         ax.axvline(0, c="grey", lw=0.8)
-        ax.set(xlabel="SHAP value (log-odds / log-hazard)", title=f"{model}: blue low, red high input")
+        ax.set(xlabel="SHAP value (log-odds / log-hazard)", title=f"{' '.join(panel)}: blue low, red high input")
     fig.suptitle(f"{name}: SHAP values on the training centre")
     return rep.figure(fig, f"shap_{name}", "SHAP summary plot of the radiomics and nomogram models")
 
@@ -438,8 +465,8 @@ def shap_section(rep: Report, cfg: dict, paths: Paths) -> None:
         if not paths.shap_summary(name).is_file():
             continue
         summary, shap = _read(paths.shap_summary(name)), _read(paths.shap(name))
-        body += f"<h3>{html.escape(name)}</h3>" + shap_figure(rep, shap, summary, name) + _table(
-            summary[["model", "feature", "mean_abs_shap"]], 4)
+        cols = [c for c in ("model", "class", "feature", "mean_abs_shap") if c in summary.columns]
+        body += f"<h3>{html.escape(name)}</h3>" + shap_figure(rep, shap, summary, name) + _table(summary[cols], 4)
     if body:
         rep.add("shap", "Interpretability (SHAP)",
                 "<p>Exact SHAP values of the locked radiomics and nomogram models on the training centre: for a "
@@ -448,7 +475,7 @@ def shap_section(rep: Report, cfg: dict, paths: Paths) -> None:
                 "selected features, or the rad-score and encoded clinical factors.</p>" + body)
 
 
-def forest_figure(rep: Report, metrics: pd.DataFrame, name: str) -> str:
+def forest_figure(rep: Report, metrics: pd.DataFrame, name: str, xlabel: str = "AUC (95% DeLong CI)") -> str:
     m = metrics.dropna(subset=["auc"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(m) + 1))
     labels = []
@@ -458,7 +485,7 @@ def forest_figure(rep: Report, metrics: pd.DataFrame, name: str) -> str:
         labels.append(f"{r['model']} | {r['centre']} ({r['stage']})")
     ax.axvline(0.5, ls=":", c="grey")
     ax.set_yticks(-np.arange(len(m)), labels, fontsize=8)
-    ax.set(xlabel="AUC (95% DeLong CI)", xlim=(0, 1), title=f"{name}: AUC per centre")
+    ax.set(xlabel=xlabel, xlim=(0, 1), title=f"{name}: AUC per centre")
     return rep.figure(fig, f"forest_{name}", "forest plot of AUC per centre")
 
 
@@ -551,13 +578,72 @@ def survival_section(rep: Report, ep: dict, paths: Paths) -> None:
                 "survival::concordance).</p>" + _table(paired))
 
 
+def per_class_table(metrics: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """The per-class columns of a multi-class metrics table (auc_<c>, sens_<c>, ...) as one row per class."""
+    stats_ = ["auc", "auc_lo", "auc_hi", "sens", "sens_lo", "sens_hi", "ppv", "ppv_lo", "ppv_hi", "cal_intercept",
+              "cal_slope"]
+    rows = []
+    for _, r in metrics.iterrows():
+        for c in classes:
+            named = {s_: (f"{s_.split('_')[0]}_{c}_{s_.split('_')[1]}" if s_.endswith(("_lo", "_hi"))
+                          else f"{s_}_{c}") for s_ in stats_}
+            rows.append({"model": r["model"], "centre": r["centre"], "stage": r["stage"], "class": c,
+                         "n": r[f"n_{c}"], **{s_: r[col] for s_, col in named.items()}})
+    return pd.DataFrame(rows)
+
+
+def confusion_figure(rep: Report, pred: pd.DataFrame, classes: list[str], name: str) -> str:
+    """Confusion matrices of the most probable class: one row per model, one column per centre panel."""
+    panels, models = _panels(pred), list(dict.fromkeys(pred["model"]))
+    fig, axes = plt.subplots(len(models), len(panels), figsize=(2.6 * len(panels), 2.4 * len(models)),
+                             squeeze=False)
+    for row, model in zip(axes, models, strict=True):
+        for ax, (title, g) in zip(row, panels, strict=True):
+            cm = confusion(g[g["model"] == model], classes).to_numpy()
+            ax.imshow(cm / np.maximum(cm.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+            for (i, j), v in np.ndenumerate(cm):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+            ax.set_xticks(range(len(classes)), classes, fontsize=7)
+            ax.set_yticks(range(len(classes)), classes, fontsize=7)
+            ax.set_title(f"{model}: {title}", fontsize=8)
+        row[0].set_ylabel("true class")
+    for ax in axes[-1]:
+        ax.set_xlabel("predicted class")
+    fig.suptitle(f"{name}: confusion matrices (colour: share of each true class)")
+    return rep.figure(fig, f"confusion_{name}", "confusion matrices per model and centre")
+
+
+def multiclass_section(rep: Report, ep: dict, paths: Paths) -> None:
+    name, classes = ep["name"], ep["classes"]
+    metrics, pred = _read(paths.metrics(name)), _read(paths.predictions(name))
+    cols = ["model", "centre", "stage", "n", "auc", "auc_lo", "auc_hi", "hand_till", "accuracy", "acc_lo", "acc_hi",
+            "balanced_accuracy", "kappa", "brier", "log_loss", "note"]
+    kappa = "quadratic-weighted (ordinal classes)" if ep.get("ordinal") else "unweighted"
+    rep.add(f"performance-{name}", f"Performance: {name} (multi-class: {', '.join(classes)})",
+            "<p>Macro-averaged one-vs-rest AUC with a 95% interval from the DeLong influences of the class AUCs "
+            "(their covariance included); Hand and Till's M (pairwise class AUC, as R pROC::multiclass.roc); "
+            f"accuracy of the most probable class (Wilson interval), balanced accuracy, Cohen's kappa ({kappa}), "
+            "multi-class Brier score and log loss. Internal rows are out-of-fold predictions on the training "
+            "centre.</p>" + _table(metrics[cols])
+            + forest_figure(rep, metrics, name, "macro one-vs-rest AUC (95% CI from DeLong influences)")
+            + "<h3>Per class (one vs rest)</h3><p>AUC with DeLong CI; sensitivity (recall) and PPV of the most "
+              "probable class with Wilson intervals; calibration intercept and slope of the class probability.</p>"
+            + _table(per_class_table(metrics, classes)) + confusion_figure(rep, pred, classes, name))
+    if paths.paired(name).is_file() and len(paired := _read(paths.paired(name))):
+        rep.add(f"comparisons-{name}", f"Model comparisons: {name}",
+                "<p>Paired tests of the macro one-vs-rest AUC between models on the same patients (difference = "
+                "model a minus model b; variance from the two models' DeLong influences, which for a binary "
+                "endpoint is the paired DeLong test).</p>" + _table(paired))
+
+
 def prospective_section(rep: Report, ep: dict, paths: Paths) -> None:
     name = ep["name"]
     if not paths.prospective_metrics(name).is_file():
         return
     metrics = _read(paths.prospective_metrics(name))
-    keep = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "sensitivity", "specificity",
-            "ppv", "npv", "accuracy", "c_index", "c_lo", "c_hi", "logrank_p", "note"]
+    keep = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "hand_till", "sensitivity",
+            "specificity", "ppv", "npv", "accuracy", "balanced_accuracy", "kappa", "c_index", "c_lo", "c_hi",
+            "logrank_p", "note"]
     rep.add(f"prospective-{name}", f"Prospective cohort: {name}",
             "<p>Centres held back from stages 1 and 2 were scored by the locked bundles before their outcomes were "
             "read (<code>mcrad predict</code>), then evaluated at the locked thresholds "
@@ -570,6 +656,9 @@ def performance_sections(rep: Report, cfg: dict, paths: Paths) -> None:
         prospective_section(rep, ep, paths)
         if ep.get("type") == "survival":
             survival_section(rep, ep, paths)
+            continue
+        if ep.get("type") == "multiclass":
+            multiclass_section(rep, ep, paths)
             continue
         metrics, pred = _read(paths.metrics(name)), _read(paths.predictions(name))
         cols = ["model", "centre", "stage", "n", "events", "auc", "auc_lo", "auc_hi", "sensitivity", "specificity",
@@ -622,7 +711,9 @@ def methods_section(rep: Report, cfg: dict, versions: dict[str, str]) -> None:
            "external centre being mapped from its own features. " if h["activate"] else "")
         + f"Models were trained on centre(s) {', '.join(cfg['design']['train'])} only: LASSO logistic regression "
         f"[lasso] after correlation filtering, with the penalty chosen by inner cross-validation, a clinical "
-        f"logistic model and a nomogram. Internal performance was estimated by {cfg['model']['outer_folds']}-fold "
+        f"logistic model and a nomogram of the rad-score and the clinical predictors independent of it (backward "
+        f"elimination, likelihood-ratio p <= {cfg['model']['nomogram_clinical_p']}). Internal performance was "
+        f"estimated by {cfg['model']['outer_folds']}-fold "
         "cross-validation, and the decision threshold was fixed at the Youden point [youden] of the out-of-fold "
         f"predictions. The locked models were validated on centre(s) {', '.join(cfg['design']['external'])}: "
         "AUC with DeLong confidence intervals and paired DeLong tests [delong], sensitivity and specificity with "
@@ -750,7 +841,9 @@ def write_report(cfg: dict, root: Path, out: Path, figures_dir: Path | None = No
         rep.add("truth", "Synthetic ground truth",
                 "<p>The demo cohort is simulated, so the best achievable performance is known: population AUC of "
                 f"the true risk {truth['bayes_auc']:.3f}; of its imaging part (the limit of any image-only model) "
-                f"{truth['bayes_auc_imaging']:.3f}.</p>")
+                f"{truth['bayes_auc_imaging']:.3f}."
+                + (f" Grade (G1/G2/G3): population macro one-vs-rest AUC of the true class probabilities "
+                   f"{truth['bayes_grade_macro_auc']:.3f}." if "bayes_grade_macro_auc" in truth else "") + "</p>")
     methods_section(rep, cfg, versions)
     runtime_section(rep, paths)
     provenance_section(rep, cfg, paths, versions)

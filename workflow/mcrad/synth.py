@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from scipy import ndimage
+from scipy import ndimage, stats
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
 from mcrad.errors import ConfigError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SMOKING = ("never", "former", "current")
 
 # Endpoint model (log-odds of nodal metastasis) on standardised latents. Clinical factors are independent
@@ -28,6 +28,12 @@ SMOKING = ("never", "former", "current")
 NODAL_INTERCEPT = -0.4
 NODAL_IMAGING = {"z_size": 1.0, "z_het": 0.9, "z_nec": 0.7, "z_irr": 0.4}
 NODAL_CLINICAL = {"hpv_positive": 0.8, "smoking_current": 0.5, "age_per_decade": 0.2}
+# Histological grade (G1/G2/G3), ordinal: a latent driven by heterogeneity and necrosis plus noise, cut at fixed
+# points (about 30% / 45% / 25% of patients).
+GRADE_CLASSES = ("G1", "G2", "G3")
+GRADE_IMAGING = {"z_het": 0.9, "z_nec": 0.6}
+GRADE_NOISE = 0.8
+GRADE_CUTS = (-0.70, 0.90)
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,28 @@ def draw_patient(rng: np.random.Generator) -> dict:
         "smoking": smoking, "eta": eta, "eta_imaging": eta_img, "p_nodal": p, "nodal_metastasis": nodal,
         "os_months": round(float(min(t_event, t_censor)), 2), "os_event": int(t_event <= t_censor),
     }
+
+
+def draw_grade(latent: dict, rng: np.random.Generator) -> str:
+    """Grade of a patient from its latents, with noise from its own stream (so images and other outcomes do not
+    move when the grade model changes)."""
+    g = sum(w * latent[k] for k, w in GRADE_IMAGING.items()) + GRADE_NOISE * float(rng.standard_normal())
+    return GRADE_CLASSES[int(np.searchsorted(GRADE_CUTS, g))]
+
+
+def grade_probabilities(eta: np.ndarray) -> np.ndarray:
+    """True class probabilities of G1, G2, G3 given the imaging part of the grade latent."""
+    cdf = stats.norm.cdf((np.asarray(GRADE_CUTS)[None, :] - np.asarray(eta)[:, None]) / GRADE_NOISE)
+    return np.column_stack([cdf[:, 0], cdf[:, 1] - cdf[:, 0], 1 - cdf[:, 1]])
+
+
+def bayes_grade_auc(seed: int, n: int = 100_000) -> float:
+    """Population macro one-vs-rest AUC of the true grade probabilities (no model can beat it on average)."""
+    rng = np.random.default_rng([seed, 6])
+    z = rng.standard_normal((n, 2))
+    eta = z @ np.array(list(GRADE_IMAGING.values()))
+    y = np.searchsorted(GRADE_CUTS, eta + GRADE_NOISE * rng.standard_normal(n))
+    return float(roc_auc_score(y, grade_probabilities(eta), multi_class="ovr"))
 
 
 def bayes_aucs(seed: int, n: int = 200_000) -> dict[str, float]:
@@ -186,13 +214,14 @@ def make_cohort(opts: dict, seed: int, out_dir: str | Path) -> pd.DataFrame:
             pid = patient_id(centre, i)
             rng = np.random.default_rng([seed, 2, k, i])
             latent = draw_patient(rng)
+            grade = draw_grade(latent, np.random.default_rng([seed, 5, k, i]))
             ct, mask = render_case(latent, scanner, opts["field_of_view_mm"], rng)
             image_rel, mask_rel = f"images/{pid}_ct.nii.gz", f"images/{pid}_gtv.nii.gz"
             sitk.WriteImage(ct, str(out / image_rel), useCompression=True)
             sitk.WriteImage(mask, str(out / mask_rel), useCompression=True)
             sheet.append({"patient_id": pid, "centre": centre, "image": image_rel, "mask": mask_rel,
                           **{c: latent[c] for c in ("age", "sex", "t_stage", "hpv", "smoking",
-                                                    "nodal_metastasis", "os_months", "os_event")}})
+                                                    "nodal_metastasis", "os_months", "os_event")}, "grade": grade})
             truth.append({"patient_id": pid, "centre": centre,
                           **{c: round(latent[c], 6) for c in ("z_size", "z_het", "z_nec", "z_irr", "eta",
                                                               "eta_imaging", "p_nodal")}})
@@ -202,7 +231,7 @@ def make_cohort(opts: dict, seed: int, out_dir: str | Path) -> pd.DataFrame:
     summary = {
         "generator_version": GENERATOR_VERSION, "seed": seed, "options": opts, "scanners": scanners,
         "endpoint_model": {"intercept": NODAL_INTERCEPT, "imaging": NODAL_IMAGING, "clinical": NODAL_CLINICAL},
-        **bayes_aucs(seed),
+        **bayes_aucs(seed), "bayes_grade_macro_auc": bayes_grade_auc(seed),
         "sample_oracle_auc": {c: float(roc_auc_score(g["nodal_metastasis"], truth_df.loc[g.index, "eta"]))
                               for c, g in sheet_df.groupby("centre") if g["nodal_metastasis"].nunique() == 2},
     }

@@ -1,4 +1,5 @@
-"""Validate: score each external centre with the locked bundles; AUC with DeLong CIs, threshold metrics."""
+"""Validate: score each external centre with the locked bundles; AUC with DeLong CIs, threshold metrics (binary),
+macro one-vs-rest AUC, Hand-Till M and per-class metrics (multi-class), C-index and risk groups (survival)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,14 @@ import pandas as pd
 from scipy import stats
 
 from mcrad.errors import McradError
-from mcrad.model import concordance, concordance_influence, load_bundle
+from mcrad.model import (
+    class_index,
+    class_probabilities,
+    concordance,
+    concordance_influence,
+    load_bundle,
+    probability_columns,
+)
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
@@ -66,14 +74,19 @@ def concordance_paired(time: np.ndarray, event: np.ndarray, a: np.ndarray, b: np
     return float(diff), float(2 * stats.norm.sf(abs(diff) / np.sqrt(var)))
 
 
-def _paired_groups(predictions: pd.DataFrame):
-    """Per centre and stage (and pooled external centres): the patients' scores, one column per model, with their
-    outcome rows (label[, time]) in the same order, and the models in order of appearance."""
+def _centre_groups(predictions: pd.DataFrame):
+    """(centre, stage) groups of a predictions table, plus the external centres pooled when there are several."""
     ext = predictions[predictions["stage"] == "external"].assign(centre="pooled")
     frames = [predictions] + ([ext] if predictions.loc[predictions["stage"] == "external", "centre"].nunique() > 1
                               else [])
+    yield from pd.concat(frames).groupby(["centre", "stage"], sort=False)
+
+
+def _paired_groups(predictions: pd.DataFrame):
+    """Per centre and stage (and pooled external centres): the patients' scores, one column per model, with their
+    outcome rows (label[, time]) in the same order, and the models in order of appearance."""
     outcome = [c for c in ("label", "time") if c in predictions.columns]
-    for (centre, stage), g in pd.concat(frames).groupby(["centre", "stage"], sort=False):
+    for (centre, stage), g in _centre_groups(predictions):
         wide = g.pivot_table(index="patient_id", columns="model", values="score", aggfunc="first")
         yield centre, stage, wide, g.groupby("patient_id")[outcome].first().loc[wide.index], list(dict.fromkeys(
             g["model"]))
@@ -196,8 +209,9 @@ def metric_row(pred: pd.DataFrame, threshold: float, alpha: float) -> dict:
 
 def predict_bundle(bundle_dir: Path, features: pd.DataFrame, clinical: pd.DataFrame | None = None) -> pd.DataFrame:
     """Score patients with a locked bundle, outcomes unseen: patient_id, centre, model, score (probability; for
-    survival bundles the Cox linear predictor). Only the feature and clinical columns the bundle was trained on
-    are read; a missing one is refused with a clear message."""
+    survival bundles the Cox linear predictor; for multi-class bundles predicted and p_<class> instead). Only the
+    feature and clinical columns the bundle was trained on are read; a missing one is refused with a clear
+    message."""
     model, meta = load_bundle(bundle_dir)
     needed_clinical = [c["name"] for c in meta["clinical"]]
     df = features
@@ -214,16 +228,22 @@ def predict_bundle(bundle_dir: Path, features: pd.DataFrame, clinical: pd.DataFr
     if missing:
         raise McradError(f"bundle {bundle_dir} ({meta['model']}) needs clinical column(s) {missing} these data lack. "
                          "Fix: pass the centre's clinical table (--cohort) with the columns of cohort.clinical.")
+    kind = meta["endpoint"].get("type")
     try:
-        if meta["endpoint"].get("type") == "survival":
+        if kind == "survival":
             score = model.decision_function(df)
+        elif kind == "multiclass":
+            proba = model.predict_proba(df)
         else:
             score = model.predict_proba(df)[:, 1]
     except ValueError as exc:  # e.g. a clinical category the training centre never had
         raise McradError(f"bundle {bundle_dir} cannot score centre(s) {sorted(df['centre'].unique())}: {exc}. "
                          "Fix: recode the clinical column to the categories used in training.") from exc
-    return pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "centre": df["centre"].to_numpy(),
-                         "model": meta["model"], "score": score})
+    out = pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "centre": df["centre"].to_numpy(),
+                        "model": meta["model"]})
+    if kind == "multiclass":
+        return pd.concat([out, class_probabilities(meta["endpoint"]["classes"], proba)], axis=1)
+    return out.assign(score=score)
 
 
 def attach_outcomes(scored: pd.DataFrame, cohort: pd.DataFrame, endpoint: dict) -> pd.DataFrame:
@@ -238,18 +258,33 @@ def attach_outcomes(scored: pd.DataFrame, cohort: pd.DataFrame, endpoint: dict) 
     if len(absent):
         raise McradError(f"patients {sorted(absent.unique())[:5]} were scored but have no {endpoint['column']!r} "
                          "outcome. Fix: add their outcomes, or remove them from the predictions table.")
-    out = df.assign(label=pd.to_numeric(df[endpoint["column"]]).astype(int))
+    if endpoint.get("type") == "multiclass":
+        classes = endpoint["classes"]
+        out = df.assign(label=np.asarray(classes, dtype=object)[class_index(df[endpoint["column"]], classes,
+                                                                            df["patient_id"], "outcome table")])
+    else:
+        out = df.assign(label=pd.to_numeric(df[endpoint["column"]]).astype(int))
     if endpoint.get("time"):
         out["time"] = pd.to_numeric(out[endpoint["time"]]).astype(float)
     return out.drop(columns=[c for c in cols[1:] if c not in ("label", "time")])
 
 
+def prediction_columns(endpoint: dict) -> list[str]:
+    """Columns of predictions.tsv: binary label + score; survival label (event) + time + score (linear predictor);
+    multi-class label + predicted (most probable class) + p_<class>."""
+    if endpoint.get("type") == "multiclass":
+        tail = ["label", "predicted", *probability_columns(endpoint["classes"])]
+    else:
+        tail = ["label", *(["time"] if endpoint.get("time") else []), "score"]
+    return ["patient_id", "centre", "stage", "model", *tail]
+
+
 def score_bundle(bundle_dir: Path, features: pd.DataFrame, cohort: pd.DataFrame, label: str | dict) -> pd.DataFrame:
-    """Locked-bundle scores of labelled patients: patient_id, centre, model, label[, time], score."""
+    """Locked-bundle scores of labelled patients: the columns of prediction_columns, without stage."""
     endpoint = label if isinstance(label, dict) else {"name": label, "column": label}
     scored = predict_bundle(bundle_dir, features, cohort)
     out = attach_outcomes(scored, cohort, endpoint)
-    return out[["patient_id", "centre", "model", "label", *(["time"] if endpoint.get("time") else []), "score"]]
+    return out[[c for c in prediction_columns(endpoint) if c != "stage"]]
 
 
 def reader_predictions(cohort: pd.DataFrame, endpoint: dict, column: str) -> pd.DataFrame:
@@ -282,6 +317,144 @@ def summarise(predictions: pd.DataFrame, thresholds: dict[str, float], alpha: fl
     for (model, centre, stage), g in _metric_groups(predictions):
         rows.append({"model": model, "centre": centre, "stage": stage, **metric_row(g, thresholds[model], alpha)})
     return pd.DataFrame(rows)
+
+
+def ovr_influence(y: np.ndarray, score: np.ndarray) -> tuple[float, np.ndarray]:
+    """AUC of a score for binary y, and each patient's DeLong influence on it: (V10_i - AUC) / sqrt(m (m - 1)) for
+    the m positives, (V01_j - AUC) / sqrt(n (n - 1)) for the n negatives. The sum of squares is DeLong's variance;
+    summed cross-products of two AUCs' influences on the same patients are their covariance, which for two scores
+    of one label is exactly the paired DeLong covariance, and extends it to AUCs of different labels (the
+    one-vs-rest AUCs of a multi-class model). NaN influences when a class has fewer than two patients."""
+    y, score = np.asarray(y).astype(int), np.asarray(score, float)
+    auc, v10, v01 = _components(y, score)
+    m, n = len(v10), len(v01)
+    psi = np.full(len(y), np.nan)
+    if m > 1 and n > 1:
+        psi[y == 1] = (v10 - auc) / np.sqrt(m * (m - 1))
+        psi[y == 0] = (v01 - auc) / np.sqrt(n * (n - 1))
+    return float(auc), psi
+
+
+def macro_auc(y: np.ndarray, proba: np.ndarray) -> tuple[float, np.ndarray, list[int]]:
+    """Macro-average of the one-vs-rest AUCs (class k's probability separating class k from the rest) over the
+    classes present, each patient's influence on it (its variance is their sum of squares), and the classes used.
+    NaN with fewer than two classes present."""
+    y, proba = np.asarray(y, int), np.asarray(proba, float)
+    present = [k for k in range(proba.shape[1]) if 0 < (y == k).sum() < len(y)]
+    if len(present) < 2:
+        return np.nan, np.full(len(y), np.nan), present
+    aucs, influences = zip(*(ovr_influence(y == k, proba[:, k]) for k in present), strict=True)
+    return float(np.mean(aucs)), np.mean(influences, axis=0), present
+
+
+def hand_till(y: np.ndarray, proba: np.ndarray) -> float:
+    """Hand & Till (2001) multi-class AUC M: the mean over pairs of classes (i, j), both present, of
+    (A(i|j) + A(j|i)) / 2, where A(i|j) is the AUC of p_i separating class i from class j among their patients
+    (as R pROC::multiclass.roc and sklearn's roc_auc_score(multi_class='ovo'))."""
+    y, proba = np.asarray(y, int), np.asarray(proba, float)
+    present = [k for k in range(proba.shape[1]) if (y == k).any()]
+    pairs = []
+    for a, i in enumerate(present):
+        for j in present[a + 1:]:
+            both = (y == i) | (y == j)
+            a_ij = delong((y[both] == i).astype(int), proba[both, i])[0]
+            a_ji = delong((y[both] == j).astype(int), proba[both, j])[0]
+            pairs.append((a_ij + a_ji) / 2)
+    return float(np.mean(pairs)) if pairs else np.nan
+
+
+def _ci(estimate: float, var: float, alpha: float) -> tuple[float, float]:
+    half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var)
+    if not np.isfinite(half):
+        return np.nan, np.nan
+    return max(0.0, estimate - half), min(1.0, estimate + half)
+
+
+def multiclass_metric_row(pred: pd.DataFrame, classes: list[str], alpha: float, ordinal: bool) -> dict:
+    """Metrics of one model on one group of patients: macro one-vs-rest AUC (interval from the DeLong influences,
+    see ovr_influence), Hand-Till M, accuracy of the most probable class (Wilson interval), balanced accuracy,
+    Cohen's kappa (quadratic weights for an ordinal endpoint), multi-class Brier score and log loss; per class:
+    one-vs-rest AUC (DeLong CI), sensitivity (recall) and PPV with Wilson intervals, calibration intercept and
+    slope of its probability."""
+    from sklearn.metrics import cohen_kappa_score
+
+    y = class_index(pred["label"], classes, pred["patient_id"], "predictions")
+    proba = pred[probability_columns(classes)].to_numpy(float)
+    n, k_all = len(y), range(len(classes))
+    called = np.argmax(proba, axis=1)
+    row: dict = {"n": n, **{f"n_{c}": int((y == k).sum()) for k, c in enumerate(classes)}}
+    auc, influence, present = macro_auc(y, proba)
+    row["auc"] = auc
+    row["auc_lo"], row["auc_hi"] = _ci(auc, float(np.sum(influence ** 2)), alpha)
+    row["hand_till"] = hand_till(y, proba)
+    correct = int((called == y).sum())
+    row["accuracy"] = correct / n
+    row["acc_lo"], row["acc_hi"] = wilson(correct, n, alpha)
+    row["balanced_accuracy"] = float(np.mean([(called[y == k] == k).mean() for k in k_all if (y == k).any()]))
+    row["kappa"] = float(cohen_kappa_score(y, called, labels=list(k_all), weights="quadratic" if ordinal else None))
+    onehot = (y[:, None] == np.arange(len(classes))[None, :]).astype(float)
+    row["brier"] = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+    row["log_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(n), y], 1e-15, 1.0))))
+    for k, c in enumerate(classes):
+        pos, hit = y == k, called == k
+        if 0 < pos.sum() < n:
+            row[f"auc_{c}"], row[f"auc_{c}_lo"], row[f"auc_{c}_hi"] = auc_ci(pos.astype(int), proba[:, k], alpha)
+        else:
+            row[f"auc_{c}"] = row[f"auc_{c}_lo"] = row[f"auc_{c}_hi"] = np.nan
+        tp = int((pos & hit).sum())
+        row[f"sens_{c}"] = tp / pos.sum() if pos.any() else np.nan
+        row[f"sens_{c}_lo"], row[f"sens_{c}_hi"] = wilson(tp, int(pos.sum()), alpha)
+        row[f"ppv_{c}"] = tp / hit.sum() if hit.any() else np.nan
+        row[f"ppv_{c}_lo"], row[f"ppv_{c}_hi"] = wilson(tp, int(hit.sum()), alpha)
+        row[f"cal_intercept_{c}"], row[f"cal_slope_{c}"] = calibration(pos.astype(int), proba[:, k])
+    absent = [c for k, c in enumerate(classes) if k not in present]
+    row["note"] = (f"class(es) {absent} absent or alone: macro AUC over the others" if absent and len(present) > 1
+                   else "fewer than two classes: AUC undefined" if absent else "")
+    return row
+
+
+def summarise_multiclass(predictions: pd.DataFrame, classes: list[str], alpha: float,
+                         ordinal: bool = False) -> pd.DataFrame:
+    """metrics.tsv of a multi-class endpoint: one row per model x centre x stage, plus pooled external centres."""
+    rows = [{"model": model, "centre": centre, "stage": stage,
+             **multiclass_metric_row(g, classes, alpha, ordinal)}
+            for (model, centre, stage), g in _metric_groups(predictions)]
+    return pd.DataFrame(rows)
+
+
+def paired_multiclass(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Paired tests of the macro one-vs-rest AUC between every pair of models on the same patients, per centre and
+    stage (and pooled external): difference and two-sided Wald p, its variance from the two macro AUCs' DeLong
+    influences (for a binary endpoint this is exactly the paired DeLong test)."""
+    rows = []
+    for (centre, stage), g in _centre_groups(predictions):
+        models = list(dict.fromkeys(g["model"]))
+        by_model = {m: g[g["model"] == m].sort_values("patient_id", kind="stable") for m in models}
+        ids = by_model[models[0]]["patient_id"].to_numpy()
+        y = class_index(by_model[models[0]]["label"], classes, by_model[models[0]]["patient_id"], "predictions")
+        macro = {}
+        for mod in models:
+            if not np.array_equal(by_model[mod]["patient_id"].to_numpy(), ids):
+                raise McradError(f"{centre} ({stage}): models {models[0]} and {mod} scored different patients; "
+                                 "paired tests need the same patients. Fix: rerun validation.")
+            macro[mod] = macro_auc(y, by_model[mod][probability_columns(classes)].to_numpy(float))
+        for i, a in enumerate(models):
+            for b in models[i + 1:]:
+                (auc_a, psi_a, _), (auc_b, psi_b, _) = macro[a], macro[b]
+                diff, var = auc_a - auc_b, float(np.sum((psi_a - psi_b) ** 2))
+                p = (1.0 if diff == 0 else 0.0) if var <= 0 else float(2 * stats.norm.sf(abs(diff) / np.sqrt(var)))
+                rows.append({"centre": centre, "stage": stage, "model_a": a, "model_b": b, "n": len(y),
+                             "auc_difference": diff, "p_macro_auc": p if np.isfinite(diff) else np.nan})
+    return pd.DataFrame(rows, columns=["centre", "stage", "model_a", "model_b", "n", "auc_difference", "p_macro_auc"])
+
+
+def confusion(pred: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Confusion matrix of the most probable class: rows true class, columns predicted class (counts)."""
+    from sklearn.metrics import confusion_matrix
+
+    y = class_index(pred["label"], classes, pred["patient_id"], "predictions")
+    called = np.argmax(pred[probability_columns(classes)].to_numpy(float), axis=1)
+    return pd.DataFrame(confusion_matrix(y, called, labels=list(range(len(classes)))), index=classes, columns=classes)
 
 
 def ipcw_weights(time: np.ndarray, event: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 # Report: one self-contained HTML page for the study.
 BINARY = [ep["name"] for ep in CFG["endpoints"] if ep["type"] == "binary"]
 SURVIVAL = [ep["name"] for ep in CFG["endpoints"] if ep["type"] == "survival"]
+MULTICLASS = [ep["name"] for ep in CFG["endpoints"] if ep["type"] == "multiclass"]
 
 
 rule report:
@@ -32,6 +33,12 @@ rule report:
             report(PATHS.figure(f"nomogram_{ep}"), caption="../report/nomogram.rst", category="Models",
                    labels={"endpoint": ep, "figure": "nomogram"})
             for ep in BINARY
+        ]
+        + [
+            report(PATHS.figure(f"{kind}_{ep}"), caption=f"../report/{kind}.rst", category="Validation",
+                   subcategory=ep, labels={"endpoint": ep, "figure": kind})
+            for ep in MULTICLASS
+            for kind in ("forest", "confusion")
         ]
         + [
             report(PATHS.figure(f"km_{ep}"), caption="../report/km.rst", category="Validation", subcategory=ep,
