@@ -648,6 +648,19 @@ def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return cut
 
 
+def fit_models(df: pd.DataFrame, y: np.ndarray, radiomics_columns: list[str], clinical: list[dict], label: str,
+               opts: dict, seed: int, classes: list[str] | None = None):
+    """Each of MODELS in turn: (name, final model fitted on every training row, its description, out-of-fold
+    probabilities from the outer folds). classes: a multi-class endpoint's class names (multinomial models)."""
+    X = df.drop(columns=[label])
+    outer = StratifiedKFold(opts["outer_folds"], shuffle=True, random_state=seed)
+    for name in MODELS:
+        est = build_model(name, radiomics_columns, clinical, opts, seed, multiclass=classes is not None)
+        oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")
+        final = clone(est).fit(X, y)
+        yield name, final, describe(name, final, classes), oof  # described before lock() drops the search
+
+
 def train_endpoint(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], label: str,
                    opts: dict, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fit every model; return ({model: (fitted, threshold, info)}, internal out-of-fold predictions)."""
@@ -657,16 +670,11 @@ def train_endpoint(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
         raise McradError(f"training data have {counts[1]} events and {counts[0]} non-events for '{label}'; "
                          f"{opts['outer_folds']}-fold cross-validation needs at least {opts['outer_folds']} of each. "
                          "Fix: add training centres or lower model.outer_folds.")
-    X = df.drop(columns=[label])
-    outer = StratifiedKFold(opts["outer_folds"], shuffle=True, random_state=seed)
     fitted, preds = {}, []
-    for name in MODELS:
-        est = build_model(name, radiomics_columns, clinical, opts, seed)
-        oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")[:, 1]
-        final = clone(est).fit(X, y)
-        info = describe(name, final)
+    for name, final, info, proba in fit_models(df, y, radiomics_columns, clinical, label, opts, seed):
+        oof = proba[:, 1]
         if name == "nomogram":
-            info["scales"] = nomogram_scales(final, X, clinical)
+            info["scales"] = nomogram_scales(final, df.drop(columns=[label]), clinical)
         fitted[name] = {"model": lock(final), "threshold": youden_threshold(y, oof), "info": info}
         preds.append(pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"], "stage": "internal",
                                    "model": name, "label": y, "score": oof}))
@@ -685,14 +693,8 @@ def train_multiclass(df: pd.DataFrame, radiomics_columns: list[str], clinical: l
         raise McradError(f"training data have {dict(zip(classes, counts.tolist(), strict=True))} patients per class of "
                          f"'{label}'; {opts['outer_folds']}-fold cross-validation needs at least {opts['outer_folds']} "
                          "of each. Fix: add training centres, merge rare classes, or lower model.outer_folds.")
-    X = df.drop(columns=[label])
-    outer = StratifiedKFold(opts["outer_folds"], shuffle=True, random_state=seed)
     fitted, preds = {}, []
-    for name in MODELS:
-        est = build_model(name, radiomics_columns, clinical, opts, seed, multiclass=True)
-        oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")
-        final = clone(est).fit(X, y)
-        info = describe(name, final, classes)  # before lock(), which drops the search's results
+    for name, final, info, oof in fit_models(df, y, radiomics_columns, clinical, label, opts, seed, classes):
         fitted[name] = {"model": lock(final), "threshold": None, "info": info}
         preds.append(pd.concat([pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"],
                                               "stage": "internal", "model": name,
