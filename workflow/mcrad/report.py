@@ -629,11 +629,19 @@ def multiclass_section(rep: Report, ep: dict, paths: Paths) -> None:
             + "<h3>Per class (one vs rest)</h3><p>AUC with DeLong CI; sensitivity (recall) and PPV of the most "
               "probable class with Wilson intervals; calibration intercept and slope of the class probability.</p>"
             + _table(per_class_table(metrics, classes)) + confusion_figure(rep, pred, classes, name))
+    body = ""
     if paths.paired(name).is_file() and len(paired := _read(paths.paired(name))):
-        rep.add(f"comparisons-{name}", f"Model comparisons: {name}",
-                "<p>Paired tests of the macro one-vs-rest AUC between models on the same patients (difference = "
-                "model a minus model b; variance from the two models' DeLong influences, which for a binary "
-                "endpoint is the paired DeLong test).</p>" + _table(paired))
+        body += ("<p>Paired tests of the macro one-vs-rest AUC between models on the same patients (difference = "
+                 "model a minus model b; variance from the two models' DeLong influences, which for a binary "
+                 "endpoint is the paired DeLong test).</p>" + _table(paired))
+    if paths.comparison(name).is_file():
+        comp = _read(paths.comparison(name))
+        body += ("<h3>With and without ComBat</h3><p>The same locked models score the external centres with "
+                 "ComBat-harmonised and with raw features.</p>"
+                 + _table(comp.loc[comp["model"] != "clinical", ["model", "centre", "harmonisation", "n", "auc",
+                                                                 "hand_till", "accuracy", "kappa", "brier"]]))
+    if body:
+        rep.add(f"comparisons-{name}", f"Model comparisons: {name}", body)
 
 
 def prospective_section(rep: Report, ep: dict, paths: Paths) -> None:
