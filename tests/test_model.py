@@ -252,3 +252,16 @@ def test_nomogram_keeps_the_clinical_predictors_independent_of_the_rad_score():
     assert [t["name"] for t in info["scales"]["terms"]] == ["rad-score", "smoking"]
     numeric_only = build_model("nomogram", radiomics_columns(df), CLINICAL[:1], OPTS, seed=0).fit(df, df["y"])
     assert numeric_only.kept_clinical_ in ([], ["age"])  # no categorical predictor: an empty one-hot step
+
+
+def test_backward_elimination_tests_each_predictor_on_its_degrees_of_freedom():
+    from mcrad.model import backward_elimination
+
+    cost = {"smoking": 2.5, "age": 0.1}  # log-likelihood lost without each: statistic 5.0 and 0.2
+
+    def loglik(kept):
+        return -sum(c for g, c in cost.items() if g not in kept)
+
+    assert backward_elimination(loglik, {"smoking": 1, "age": 1}, 0.05) == ["smoking"]  # p 0.025 with 1 df
+    assert backward_elimination(loglik, {"smoking": 2, "age": 1}, 0.05) == []  # p 0.082 with 2 df
+    assert backward_elimination(loglik, {"smoking": 2, "age": 1}, 1.0) == ["smoking", "age"]

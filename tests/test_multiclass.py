@@ -195,6 +195,10 @@ def test_metric_row_accuracy_kappa_brier_and_an_absent_class():
     without_g3 = multiclass_metric_row(pred[y != 2], CLASSES, 0.05, ordinal=True)
     assert np.isnan(without_g3["auc_G3"]) and "['G3'] absent" in without_g3["note"]
     assert np.isfinite(without_g3["auc"])  # macro over the classes present
+    one_g3 = pred[(y != 2) | (np.arange(120) == np.flatnonzero(y == 2)[0])]
+    single = multiclass_metric_row(one_g3, CLASSES, 0.05, ordinal=True)
+    assert np.isfinite(single["auc"]) and np.isnan(single["auc_lo"]) and np.isnan(single["auc_G3_lo"])
+    assert single["note"] == "class(es) ['G3'] with one patient: no interval"
 
 
 def test_paired_macro_auc_tests_per_centre_and_pooled(trained, bundles):

@@ -170,8 +170,9 @@ def cmd_harmonise_diagnostics(a: argparse.Namespace) -> None:
 
     cfg = _json(a.config)
     cohort = pd.concat([_read_tsv(p) for p in a.cohort], ignore_index=True).set_index("patient_id")
-    # the outcome-signal check (AUC before/after ComBat) is defined for binary endpoints
-    labels = {ep["name"]: pd.to_numeric(cohort[ep["column"]]) for ep in cfg["endpoints"] if ep["type"] == "binary"}
+    # the outcome-signal check (AUC of the 0/1 label or event before/after ComBat); not for class labels
+    labels = {ep["name"]: pd.to_numeric(cohort[ep["column"]]) for ep in cfg["endpoints"]
+              if ep["type"] != "multiclass"}
     summary, kw, pca = harmonise.diagnostics(_read_tsv(a.raw), _read_tsv(a.harmonised), labels,
                                              cfg["design"]["train"], cfg["study"]["seed"])
     Path(a.summary).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")

@@ -260,17 +260,16 @@ def clinical_groups(clinical: Pipeline) -> dict[str, np.ndarray]:
     return groups
 
 
-def backward_elimination(loglik, groups: dict[str, np.ndarray], df_per_column: int, p_max: float) -> list[str]:
-    """Clinical predictors independent of the rest: from all of them, repeatedly drop the one whose likelihood-ratio
-    test (`loglik` of the kept predictors, with and without it; chi-square with its columns x df_per_column
+def backward_elimination(loglik, dof: dict[str, int], p_max: float) -> list[str]:
+    """Clinical predictors independent of the rest: from all of them (the keys of dof), repeatedly drop the one
+    whose likelihood-ratio test (`loglik` of the kept predictors, with and without it; chi-square with dof[g]
     degrees of freedom) has the largest p, while that p exceeds p_max. Ties drop the first listed."""
     from scipy.stats import chi2
 
-    kept = list(groups)
+    kept = list(dof)
     while kept and p_max < 1:
         full = loglik(kept)
-        p = {g: chi2.sf(max(0.0, 2 * (full - loglik([k for k in kept if k != g]))), len(groups[g]) * df_per_column)
-             for g in kept}
+        p = {g: chi2.sf(max(0.0, 2 * (full - loglik([k for k in kept if k != g]))), dof[g]) for g in kept}
         worst = max(kept, key=p.__getitem__)
         if p[worst] <= p_max:
             break
@@ -283,14 +282,20 @@ class ClinicalSelection:
     backward elimination on the training rows (kept_clinical_, kept_columns_ of the encoded clinical table)."""
 
     def _select_clinical(self, radscore: np.ndarray, X: pd.DataFrame, loglik, df_per_column: int) -> None:
+        """df_per_column: parameters per design column (classes - 1 for a multinomial model, else 1)."""
         encoded = self.clinical_.transform(X)
         groups = clinical_groups(self.clinical_)
+        # free parameters of a predictor: rank of its columns beside the intercept (a categorical predictor with
+        # three or more levels keeps every one-hot column, one of which the intercept makes redundant)
+        ones = np.ones((len(encoded), 1))
+        dof = {g: (np.linalg.matrix_rank(np.hstack([ones, encoded[:, cols]])) - 1) * df_per_column
+               for g, cols in groups.items()}
 
         def fit_loglik(kept: list[str]) -> float:
             cols = np.concatenate([groups[g] for g in kept]).astype(int) if kept else np.array([], int)
             return loglik(np.column_stack([radscore, encoded[:, cols]]))
 
-        self.kept_clinical_ = backward_elimination(fit_loglik, groups, df_per_column, self.clinical_p)
+        self.kept_clinical_ = backward_elimination(fit_loglik, dof, self.clinical_p)
         self.kept_columns_ = (np.concatenate([groups[g] for g in self.kept_clinical_]).astype(int)
                               if self.kept_clinical_ else np.array([], int))
 
@@ -439,7 +444,7 @@ class CoxModel(BaseEstimator):
         cph.fit(data, "_time", "_event")
         self.coef_ = cph.params_.loc[cols].to_numpy()
         self.offset_ = float(X.mean(axis=0) @ self.coef_)
-        self.log_likelihood_ = float(cph.log_likelihood_)  # partial log-likelihood (penalty not included)
+        self.log_likelihood_ = float(cph.log_likelihood_)  # partial log-likelihood minus lifelines' penalty
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -523,7 +528,9 @@ class SurvivalNomogram(ClinicalSelection, BaseEstimator):
         # from a score whose penalty saw the held-out rows (as the binary Nomogram's cross_val_predict does)
         rad_oof = out_of_fold_risk(self.radiomics, Xr, y, survival_splits(y, self.inner_folds, self.seed))
         self.clinical_ = clone(self.clinical).fit(X, y)
-        self._select_clinical(rad_oof, X, lambda design: CoxModel(0.01).fit(design, y).log_likelihood_,
+        # likelihood-ratio tests need the (practically) unpenalised partial likelihood: lifelines subtracts the
+        # penalty from it, and 0.01 would cost every extra coefficient ~ n * 0.005 * beta^2
+        self._select_clinical(rad_oof, X, lambda design: CoxModel(1e-5).fit(design, y).log_likelihood_,
                               df_per_column=1)
         self.cox_ = CoxModel(0.01).fit(self._design(rad_oof, X), y)
         return self
@@ -687,7 +694,7 @@ def train_multiclass(df: pd.DataFrame, radiomics_columns: list[str], clinical: l
     LASSO logistic by default; selection and classifier tuned on the inner-CV macro one-vs-rest AUC) and a
     multinomial nomogram of the out-of-fold rad-scores (log-ratios against the first class) and the clinical
     factors. The locked decision is the most probable class (no threshold)."""
-    y = class_index(df[label], classes, df["patient_id"], "training centre")
+    y = class_index(df[label], classes, df["patient_id"], f"training cohort table, column {label!r}")
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < opts["outer_folds"]:
         raise McradError(f"training data have {dict(zip(classes, counts.tolist(), strict=True))} patients per class of "

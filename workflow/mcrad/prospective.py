@@ -37,9 +37,9 @@ def predict(bundles: list[Path], features: pd.DataFrame, clinical: pd.DataFrame 
             scored = scored.assign(threshold=meta["threshold"],
                                    positive=(scored["score"] >= meta["threshold"]).astype(int))
         frames.append(scored)
-    if len(endpoints) > 1:
-        raise McradError(f"bundles of several endpoints {sorted(endpoints)} given to one prediction table. "
-                         "Fix: run `mcrad predict` once per endpoint (models/<endpoint>/*).")
+    if len(endpoints) != 1:
+        raise McradError(f"bundles of {len(endpoints)} endpoints {sorted(endpoints)} given to one prediction table. "
+                         "Fix: give the bundles of one endpoint (models/<endpoint>/*), once per endpoint.")
     (endpoint,) = endpoints.values()
     columns = (["patient_id", "centre", "stage", "model", "predicted", *probability_columns(endpoint["classes"])]
                if endpoint.get("type") == "multiclass" else COLUMNS)

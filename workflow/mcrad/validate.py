@@ -145,8 +145,7 @@ def decision_curve(y: np.ndarray, scores: dict[str, np.ndarray], thresholds: np.
 def auc_ci(y: np.ndarray, score: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
     """AUC with a DeLong (1 - alpha) interval, clipped to [0, 1] as R pROC does."""
     auc, var = delong(y, score)
-    half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var)
-    return auc, max(0.0, auc - half), min(1.0, auc + half)
+    return (auc, *_ci(auc, var, alpha))
 
 
 def wilson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
@@ -259,9 +258,9 @@ def attach_outcomes(scored: pd.DataFrame, cohort: pd.DataFrame, endpoint: dict) 
         raise McradError(f"patients {sorted(absent.unique())[:5]} were scored but have no {endpoint['column']!r} "
                          "outcome. Fix: add their outcomes, or remove them from the predictions table.")
     if endpoint.get("type") == "multiclass":
-        classes = endpoint["classes"]
-        out = df.assign(label=np.asarray(classes, dtype=object)[class_index(df[endpoint["column"]], classes,
-                                                                            df["patient_id"], "outcome table")])
+        classes, column = endpoint["classes"], endpoint["column"]
+        index = class_index(df[column], classes, df["patient_id"], f"outcome table, column {column!r}")
+        out = df.assign(label=np.asarray(classes, dtype=object)[index])
     else:
         out = df.assign(label=pd.to_numeric(df[endpoint["column"]]).astype(int))
     if endpoint.get("time"):
@@ -364,6 +363,7 @@ def hand_till(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _ci(estimate: float, var: float, alpha: float) -> tuple[float, float]:
+    """Wald interval clipped to [0, 1]; NaN when the variance is undefined (a class with one patient)."""
     half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var)
     if not np.isfinite(half):
         return np.nan, np.nan
@@ -378,7 +378,7 @@ def multiclass_metric_row(pred: pd.DataFrame, classes: list[str], alpha: float, 
     slope of its probability."""
     from sklearn.metrics import cohen_kappa_score
 
-    y = class_index(pred["label"], classes, pred["patient_id"], "predictions")
+    y = class_index(pred["label"], classes, pred["patient_id"], "predictions table, column 'label'")
     proba = pred[probability_columns(classes)].to_numpy(float)
     n, k_all = len(y), range(len(classes))
     called = np.argmax(proba, axis=1)
@@ -408,8 +408,15 @@ def multiclass_metric_row(pred: pd.DataFrame, classes: list[str], alpha: float, 
         row[f"ppv_{c}_lo"], row[f"ppv_{c}_hi"] = wilson(tp, int(hit.sum()), alpha)
         row[f"cal_intercept_{c}"], row[f"cal_slope_{c}"] = calibration(pos.astype(int), proba[:, k])
     absent = [c for k, c in enumerate(classes) if k not in present]
-    row["note"] = (f"class(es) {absent} absent or alone: macro AUC over the others" if absent and len(present) > 1
-                   else "fewer than two classes: AUC undefined" if absent else "")
+    single = [c for k, c in enumerate(classes) if (y == k).sum() == 1 or (y != k).sum() == 1]
+    notes = []
+    if len(present) < 2:
+        notes.append("fewer than two classes: AUC undefined")
+    elif absent:
+        notes.append(f"class(es) {absent} absent: macro AUC over the others")
+    if single:
+        notes.append(f"class(es) {single} with one patient: no interval")
+    row["note"] = "; ".join(notes)
     return row
 
 
@@ -431,7 +438,8 @@ def paired_multiclass(predictions: pd.DataFrame, classes: list[str]) -> pd.DataF
         models = list(dict.fromkeys(g["model"]))
         by_model = {m: g[g["model"] == m].sort_values("patient_id", kind="stable") for m in models}
         ids = by_model[models[0]]["patient_id"].to_numpy()
-        y = class_index(by_model[models[0]]["label"], classes, by_model[models[0]]["patient_id"], "predictions")
+        y = class_index(by_model[models[0]]["label"], classes, by_model[models[0]]["patient_id"],
+                        "predictions table, column 'label'")
         macro = {}
         for mod in models:
             if not np.array_equal(by_model[mod]["patient_id"].to_numpy(), ids):
@@ -452,7 +460,7 @@ def confusion(pred: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     """Confusion matrix of the most probable class: rows true class, columns predicted class (counts)."""
     from sklearn.metrics import confusion_matrix
 
-    y = class_index(pred["label"], classes, pred["patient_id"], "predictions")
+    y = class_index(pred["label"], classes, pred["patient_id"], "predictions table, column 'label'")
     called = np.argmax(pred[probability_columns(classes)].to_numpy(float), axis=1)
     return pd.DataFrame(confusion_matrix(y, called, labels=list(range(len(classes)))), index=classes, columns=classes)
 
