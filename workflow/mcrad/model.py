@@ -278,8 +278,16 @@ def backward_elimination(loglik, dof: dict[str, int], p_max: float) -> list[str]
 
 
 class ClinicalSelection:
-    """Nomogram part shared by the logistic and Cox nomograms: which clinical predictors enter, chosen by
-    backward elimination on the training rows (kept_clinical_, kept_columns_ of the encoded clinical table)."""
+    """Nomogram part shared by the logistic and Cox nomograms: their parameters (the radiomics model giving the
+    rad-score, the clinical encoder, inner folds and seed of the out-of-fold rad-score, the elimination p from
+    model.nomogram_clinical_p) and which clinical predictors enter, chosen by backward elimination on the
+    training rows (kept_clinical_, kept_columns_ of the encoded clinical table)."""
+
+    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int, seed: int,
+                 clinical_p: float):
+        self.radiomics, self.clinical = radiomics, clinical
+        self.radiomics_columns, self.inner_folds, self.seed = radiomics_columns, inner_folds, seed
+        self.clinical_p = clinical_p
 
     def _select_clinical(self, radscore: np.ndarray, X: pd.DataFrame, loglik, df_per_column: int) -> None:
         """df_per_column: parameters per design column (classes - 1 for a multinomial model, else 1)."""
@@ -323,12 +331,6 @@ class Nomogram(ClinicalSelection, ClassifierMixin, BaseEstimator):
     likelihood-ratio p > clinical_p on the training rows). The rad-score it learns from is out-of-fold (inner
     CV) so the nomogram does not trust an over-fitted score; at prediction the final radiomics model gives the
     rad-score (its linear predictor; multi-class: log-ratios of each class against the first)."""
-
-    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0,
-                 clinical_p: float = 0.05):
-        self.radiomics, self.clinical = radiomics, clinical
-        self.radiomics_columns, self.inner_folds, self.seed = radiomics_columns, inner_folds, seed
-        self.clinical_p = clinical_p
 
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y)
@@ -513,12 +515,6 @@ class CoxSearch(BaseEstimator):
 class SurvivalNomogram(ClinicalSelection, BaseEstimator):
     """Cox model of the radiomics Cox rad-score (out-of-fold in inner CV) and the clinical factors independent of
     it (backward elimination by partial-likelihood-ratio p > clinical_p on the training rows)."""
-
-    def __init__(self, radiomics, clinical, radiomics_columns: list[str], inner_folds: int = 3, seed: int = 0,
-                 clinical_p: float = 0.05):
-        self.radiomics, self.clinical = radiomics, clinical
-        self.radiomics_columns, self.inner_folds, self.seed = radiomics_columns, inner_folds, seed
-        self.clinical_p = clinical_p
 
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y, float)
