@@ -31,6 +31,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         PATHS.report,
-        PATHS.qc_preprocess,
-        DEEP_OUTPUTS,
-        AUTOSEG_OUTPUTS,
+        FILES.deep_outputs,
+        FILES.autoseg_outputs,

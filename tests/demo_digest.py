@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# The deep stage's numbers and everything fed by them. CPU training is deterministic on one machine, but torch
+# picks kernels by instruction set, so a CPU of another generation trains a (slightly) different network.
+DEEP_MODELS = ("deep", "fusion_decision", "fusion_features")
 TABLES = ("validation/*/*.tsv", "models/*/internal_predictions*.tsv", "deep/*/features_*.tsv")
 DIGITS = 12
 
@@ -79,6 +82,15 @@ def compare(expected: pd.DataFrame, actual: pd.DataFrame, atol: float) -> list[s
     problems += [f"{r.file} {r.key} {r.column}: expected {r.value_expected!r}, got {r.value_actual!r}"
                  for r in matched[~same].itertuples()]
     return problems
+
+
+def machine_dependent(digest: pd.DataFrame) -> pd.Series:
+    """Rows that come from the deep network: its scores and embeddings, the deep and fusion bundles and their
+    predictions, metrics and paired tests."""
+    in_key = digest["key"].astype(str).str.split("|").map(lambda parts: any(p in DEEP_MODELS for p in parts))
+    in_file = digest["file"].str.startswith("deep/") | digest["file"].str.contains("|".join(
+        [f"/{m}/" for m in DEEP_MODELS] + ["_fusion"]), regex=True)
+    return in_key | in_file
 
 
 def read(path: Path) -> pd.DataFrame:

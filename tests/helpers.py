@@ -61,13 +61,17 @@ def model_options(**overrides) -> dict:
     return {**cfg["model"], **overrides}
 
 
-def run_study(cfg: dict, workdir: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
+def run_study(cfg: dict, workdir: Path, expect_ok: bool = True,
+              targets: list[Path] = ()) -> subprocess.CompletedProcess:
+    """Run the study of `cfg` in `workdir` with `snakemake`: all of it, or only what `targets` (paths relative to
+    the study's results folder) need."""
     cfg = copy.deepcopy(cfg)
     cfg["study"]["results"] = str(workdir / "results")
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_file = workdir / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([str(SNAKEMAKE), "--cores", "2", "--configfile", str(cfg_file)],
+    wanted = [str(workdir / "results" / cfg["study"]["name"] / t) for t in targets]
+    proc = subprocess.run([str(SNAKEMAKE), "--cores", "2", "--configfile", str(cfg_file), *wanted],
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if expect_ok and proc.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))

@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from mcrad import __version__
 from mcrad.cli import main
@@ -28,12 +29,14 @@ def test_check_reports_a_bad_config_without_a_traceback(tmp_path, capsys):
     assert err.startswith("mcrad: error:") and "is an endpoint" in err and "Traceback" not in err
 
 
+@pytest.mark.e2e
 def test_a_study_config_replaces_the_demo_config_instead_of_merging_into_it():
     """--configfile must not inherit demo-only options (the demo's prospective centre, deep models)."""
     from helpers import REPO, SNAKEMAKE
 
     def jobs(*args: str) -> str:
-        proc = subprocess.run([str(SNAKEMAKE), "-n", *args], cwd=REPO, capture_output=True, text=True)
+        # --forceall: the full job list even where an earlier `make demo` left results/ behind
+        proc = subprocess.run([str(SNAKEMAKE), "-n", "--forceall", *args], cwd=REPO, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 

@@ -1,6 +1,8 @@
 import pytest
-from mcrad.config import Paths, load_config, stable_hash
+from mcrad.config import load_config
 from mcrad.errors import ConfigError
+from mcrad.files import stable_hash
+from mcrad.paths import Paths
 
 
 def test_defaults_are_filled_from_the_schema(demo_config):
@@ -45,7 +47,7 @@ def test_multiclass_endpoints_need_their_classes_and_read_them_as_text(demo_conf
     with pytest.raises(ConfigError, match="a multiclass endpoint needs `classes`"):
         load_config(demo_config)
     demo_config["endpoints"] = [{"name": "n", "column": "nodal_metastasis", "classes": ["a", "b", "c"]}]
-    with pytest.raises(ConfigError, match="binary and survival endpoints take none"):
+    with pytest.raises(ConfigError, match="`classes` is for multiclass endpoints only"):
         load_config(demo_config)
     demo_config["endpoints"] = [{"name": "g", "type": "multiclass", "column": "grade", "classes": ["G1", "G2"]}]
     with pytest.raises(ConfigError, match=r"endpoints\.0\.classes"):

@@ -12,9 +12,10 @@ import SimpleITK as sitk
 import torch
 import yaml
 from helpers import REPO, SNAKEMAKE, write_pair
-from mcrad import deep, segment
-from mcrad.config import Paths, load_config
+from mcrad import autoseg, deep, segment, stats
+from mcrad.config import load_config
 from mcrad.errors import CaseError, McradError
+from mcrad.paths import Paths
 from sklearn.metrics import roc_auc_score
 
 CPU = torch.device("cpu")
@@ -51,8 +52,8 @@ def run_once(root: Path, opts: dict, n_train: int = 24) -> tuple[str, str, dict,
     items, missing = deep.attach_labels(deep.case_items(rows[rows["centre"] == "A"], paths), rows, "y")
     assert missing == []
     net, table, curves, summary = deep.train_endpoint(items, opts, 11, CPU)
-    deep.save_network(net, opts, summary, root / "net")
-    loaded, _ = deep.load_network(root / "net", CPU)
+    deep.save_network(net, opts, summary, root / "net.pt", root / "net.json")
+    loaded, _ = deep.load_network(root / "net.pt", root / "net.json", CPU)
     ext = deep.score_items(loaded, deep.case_items(rows[rows["centre"] == "B"], paths), opts, 11, CPU)
     (root / "train.tsv").write_text(table.to_csv(sep="\t", index=False))
     (root / "ext.tsv").write_text(ext.to_csv(sep="\t", index=False))
@@ -203,6 +204,7 @@ def _dry_run(tmp_path: Path, deep_block: dict, targets: tuple[str, ...] = (), ok
     return proc.stdout if ok else proc.stderr + proc.stdout
 
 
+@pytest.mark.e2e
 def test_dag_has_deep_jobs_only_when_activated(tmp_path):
     on = _dry_run(tmp_path, {"activate": True})
     assert "deep_train" in on and "deep_score" in on
@@ -221,6 +223,7 @@ def _features_job(tmp_path: Path, autoseg: dict, shard: str) -> tuple[set[str], 
     return set(re.findall(r"^(\w+)\s+\d+\s*$", stats, flags=re.M)), command
 
 
+@pytest.mark.e2e
 def test_dag_sends_auto_masks_into_external_features_only_when_configured(tmp_path):
     on = {"activate": True, "use_for_features": True}
     rules, command = _features_job(tmp_path, on, "C2.000")
@@ -239,8 +242,8 @@ def test_dice_matches_simpleitk():
     a, b = rng.random((8, 9, 10)) > 0.6, rng.random((8, 9, 10)) > 0.5
     ref = sitk.LabelOverlapMeasuresImageFilter()
     ref.Execute(sitk.GetImageFromArray(a.astype(np.uint8)), sitk.GetImageFromArray(b.astype(np.uint8)))
-    assert segment.dice(a, b) == pytest.approx(ref.GetDiceCoefficient())
-    assert segment.dice(np.zeros(3), np.zeros(3)) == 1.0
+    assert stats.dice(a, b) == pytest.approx(ref.GetDiceCoefficient())
+    assert stats.dice(np.zeros(3), np.zeros(3)) == 1.0
 
 
 def test_autoseg_unet_learns_the_training_masks_and_reports_dice_per_centre(tmp_path):
@@ -251,23 +254,23 @@ def test_autoseg_unet_learns_the_training_masks_and_reports_dice_per_centre(tmp_
     opts = {**deep_opts(), "autoseg": {"activate": True, "patch_voxels": 16, "channels": [4, 8], "epochs": 40,
                                        "learning_rate": 0.01, "batch_size": 3}}
     deep.setup_determinism(5, 1)
-    cases = segment.autoseg_cases(rows, paths)
-    net, losses = segment.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
+    cases = autoseg.autoseg_cases(rows, paths)
+    net, losses = autoseg.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
     assert losses[-1] < losses[0]
-    per_case = segment.autoseg_centre(net, cases, opts, paths, CPU)
+    per_case = autoseg.autoseg_centre(net, cases, opts, paths, CPU)
     assert (paths.case_dir("B", "B00") / "segment" / "auto-tumour.nii.gz").is_file()
-    summary = segment.dice_summary(per_case, ["A"])
+    summary = autoseg.dice_summary(per_case, ["A"])
     assert list(summary["centre"]) == ["A", "B"] and list(summary["n"]) == [6, 3]
     assert list(summary["role"]) == ["train (seen)", "external"]
     assert list(summary["feature_masks"]) == ["provided", "provided"]
-    assert list(segment.dice_summary(per_case, ["A"], use_for_features=True)["feature_masks"]) == ["provided", "auto"]
+    assert list(autoseg.dice_summary(per_case, ["A"], use_for_features=True)["feature_masks"]) == ["provided", "auto"]
     assert summary.loc[1, "dice_mean"] == pytest.approx(per_case.loc[per_case["centre"] == "B", "dice"].mean())
     assert summary["dice_mean"].min() > 0.6
 
 
 def test_features_of_an_external_centre_come_from_the_auto_masks(tmp_path):
-    from mcrad.cases import STATUS_COLUMNS
-    from mcrad.features import features_shard
+    from mcrad.features.extract import features_shard
+    from mcrad.files import STATUS_COLUMNS
 
     paths, rows = make_cases(tmp_path, n_train=6, n_ext=2)
     for r in rows.itertuples():  # autoseg learns the preprocessed mask; the segment ROI stays for the provided run
@@ -276,10 +279,10 @@ def test_features_of_an_external_centre_come_from_the_auto_masks(tmp_path):
     opts = {**deep_opts(), "autoseg": {"activate": True, "patch_voxels": 16, "channels": [4, 8], "epochs": 4,
                                        "learning_rate": 0.01, "batch_size": 3}}
     deep.setup_determinism(5, 1)
-    cases = segment.autoseg_cases(rows, paths)
-    net, _ = segment.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
+    cases = autoseg.autoseg_cases(rows, paths)
+    net, _ = autoseg.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
     seg_opts = {"peritumoral": {"activate": True, "radius_mm": 3.0, "min_intensity": None}}
-    per_case = segment.autoseg_centre(net, [c for c in cases if c[1] == "B"], opts, paths, CPU, seg_opts)
+    per_case = autoseg.autoseg_centre(net, [c for c in cases if c[1] == "B"], opts, paths, CPU, seg_opts)
     ext = rows[rows["centre"] == "B"].assign(failed_stage="", message="")[STATUS_COLUMNS]
     for _, r in ext.iterrows():  # the provided ROIs, as the segment stage writes them
         segment.segment_case(r, seg_opts, paths)
@@ -288,10 +291,9 @@ def test_features_of_an_external_centre_come_from_the_auto_masks(tmp_path):
     provided = features_shard(ext, fopts, seg_opts, paths, True).set_index("patient_id")
     voxel_mm3 = 2.0  # make_cases: 1 x 1 x 2 mm
     for r in per_case.itertuples():
-        case = paths.case_dir("B", r.patient_id)
-        tumour = sitk.GetArrayFromImage(sitk.ReadImage(str(segment.roi_file(case, "tumour", auto=True))))
-        ring = sitk.GetArrayFromImage(sitk.ReadImage(str(segment.roi_file(case, "peritumoral", auto=True))))
-        given = sitk.GetArrayFromImage(sitk.ReadImage(str(segment.roi_file(case, "tumour"))))
+        tumour = sitk.GetArrayFromImage(sitk.ReadImage(str(paths.case("B", r.patient_id).roi("tumour", auto=True))))
+        ring = sitk.GetArrayFromImage(sitk.ReadImage(str(paths.case("B", r.patient_id).roi("peritumoral", auto=True))))
+        given = sitk.GetArrayFromImage(sitk.ReadImage(str(paths.case("B", r.patient_id).roi("tumour"))))
         assert 0 < tumour.sum() == r.auto_voxels and not (ring.astype(bool) & tumour.astype(bool)).any()
         assert tumour.sum() != given.sum()  # a 4-epoch UNet: the two runs must differ to tell which masks fed them
         # the ring was rebuilt around the auto mask: it touches it (6-neighbourhood) on every side
@@ -317,33 +319,42 @@ def test_gpu_profile_sends_the_deep_rules_to_a_gpu():
     for rule in ("deep_train", "deep_score"):
         assert profile["set-resources"][rule]["gpu"] == 1 and "gres" not in profile["set-resources"][rule]
     smk = (REPO / "workflow" / "rules" / "deep.smk").read_text()
-    assert '"gpu": 0 if DEEP["device"] == "cpu" else 1' in smk and 'threads: DEEP["threads"]' in smk
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert '"gpu": 0 if CFG["deep"]["device"] == "cpu" else 1' in common and 'threads: CFG["deep"]["threads"]' in smk
 
 
 def test_report_section_shows_curves_gradcam_and_dice(tmp_path):
-    from mcrad import report
+    from mcrad.report.inputs import ReportInputs
+    from mcrad.report.models import deep_section
+    from mcrad.report.page import Report
 
     paths = Paths(tmp_path)
-    d = paths.deep_dir("y")
-    (d / "gradcam" / "B").mkdir(parents=True)
-    (d / "gradcam" / "B" / "B00.png").write_bytes(b"\x89PNG fake")
+    gradcam = paths.deep_gradcam("y", "B")
+    gradcam.mkdir(parents=True)
+    (gradcam / "B00.png").write_bytes(b"\x89PNG fake")
     pd.DataFrame({"fit": ["fold1", "fold1", "final"], "epoch": [1, 2, 1], "train_loss": [0.7, 0.6, 0.65],
-                  "val_loss": [0.69, 0.66, None], "val_auc": [0.6, 0.7, None]}).to_csv(d / "curves.tsv", sep="\t",
-                                                                                          index=False)
+                  "val_loss": [0.69, 0.66, None], "val_auc": [0.6, 0.7, None]}).to_csv(paths.deep_curves("y"),
+                                                                                      sep="\t", index=False)
     opts = deep_opts()
     summary = {"n": 24, "events": 12, "best_epochs": [2, 2], "final_epochs": 2, "oof_auc": 0.875, "device": "cpu"}
-    deep.save_network(deep.build_network(opts), opts, summary, d)
+    deep.save_network(deep.build_network(opts), opts, summary, paths.deep_network("y"), paths.deep_network_meta("y"))
     paths.autoseg_dice.parent.mkdir(parents=True)
     pd.DataFrame({"centre": ["B"], "role": ["external"], "dice_mean": [0.81]}).to_csv(paths.autoseg_dice, sep="\t",
                                                                                        index=False)
-    rep = report.Report(tmp_path / "figs")
-    report.deep_section(rep, {"endpoints": [{"name": "y"}, {"name": "other"}]}, paths)
+    cfg = {"endpoints": [{"name": "y"}, {"name": "other"}], "design": {"train": ["A"], "external": ["B"],
+                                                                       "prospective": []}}
+    declared = [paths.deep_curves("y"), paths.deep_network_meta("y"), gradcam, paths.autoseg_dice]
+    rep = Report(tmp_path / "figs")
+    deep_section(rep, cfg, ReportInputs(tmp_path, declared))
     [(anchor, title, body)] = rep.sections
     assert anchor == "deep" and "out-of-fold AUC 0.875" in body and "B / B00" in body and "0.810" in body
     assert (tmp_path / "figs" / "deep_curves_y.png").is_file()
-    empty = report.Report(None)
-    report.deep_section(empty, {"endpoints": [{"name": "other"}]}, Paths(tmp_path / "none"))
+    empty = Report(None)
+    deep_section(empty, {**cfg, "endpoints": [{"name": "other"}]}, ReportInputs(tmp_path / "none", []))
     assert empty.sections == []
+    undeclared = Report(None)  # files the rule does not declare are not read, even when present
+    deep_section(undeclared, cfg, ReportInputs(tmp_path, []))
+    assert undeclared.sections == []
 
 
 @pytest.mark.e2e

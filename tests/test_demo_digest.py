@@ -1,6 +1,8 @@
 """The demo study's numbers are those committed in tests/data/demo_digest.tsv.gz (made from the demo before the
 issue-16 refactoring): a fresh `snakemake` run of config/config.yaml must reproduce every metric, prediction,
-prospective score and locked-bundle number. Regenerate the digest only for a change meant to alter results:
+prospective score and locked-bundle number. The deep network's numbers (and the fusion models fed by them) are
+reproducible on one machine only (tests/test_reproducibility.py checks that): torch chooses CPU kernels by
+instruction set. Here their files must all be there. Regenerate the digest only for a change meant to alter results:
 `python tests/demo_digest.py results/demo tests/data/demo_digest.tsv.gz`, and say so in the CHANGELOG."""
 from __future__ import annotations
 
@@ -27,7 +29,12 @@ def test_fresh_demo_run_reproduces_the_committed_digest(tmp_path):
     assert proc.returncode == 0, proc.stderr[-5000:]
     expected = demo_digest.read(DIGEST)
     actual = demo_digest.digest(tmp_path / "results" / cfg["study"]["name"])
-    problems = demo_digest.compare(expected, actual, ATOL)
+    deep = demo_digest.machine_dependent(expected)
+    assert 0 < deep.sum() < len(expected) / 2
+    problems = demo_digest.compare(expected[~deep], actual[~demo_digest.machine_dependent(actual)], ATOL)
     exact = len(demo_digest.compare(expected, actual, 0.0))
-    print(f"{len(expected)} numbers compared; {exact} not bit-identical after rounding to 1e-12")
+    files = [set(d.loc[demo_digest.machine_dependent(d), "file"]) for d in (expected, actual)]
+    print(f"{len(expected)} numbers compared ({int(deep.sum())} of the deep network by presence only); "
+          f"{exact} not bit-identical after rounding to 1e-12")
     assert not problems, f"{len(problems)} differences, e.g.:\n" + "\n".join(problems[:20])
+    assert files[0] == files[1], "the deep network's files differ from the digest's"

@@ -9,9 +9,10 @@ import SimpleITK as sitk
 from helpers import STUDY
 from mcrad import dicom
 from mcrad.cli import main
-from mcrad.config import Paths, load_config
+from mcrad.config import load_config
 from mcrad.errors import CaseError
 from mcrad.ingest import ingest_shard
+from mcrad.paths import Paths
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RTStructureSetStorage, generate_uid
 
@@ -245,7 +246,9 @@ def test_no_identifying_tag_reaches_any_output(tmp_path, capsys, caplog):
 
 
 def test_report_qc_section_shows_scanners_and_pictures(tmp_path):
-    from mcrad.report import _qc_pictures, _qc_scanners
+    from mcrad.ingest import qc_pictures_stage
+    from mcrad.report.inputs import ReportInputs
+    from mcrad.report.study import qc_pictures, qc_scanners
 
     series, frame, ref = write_series(tmp_path / "ct")
     rt = write_rtstruct(tmp_path / "rt.dcm", series, frame, ref, {"GTV": [(4, square(5, 15)), (5, square(6, 12))]})
@@ -253,7 +256,10 @@ def test_report_qc_section_shows_scanners_and_pictures(tmp_path):
     out.to_csv(tmp_path / "qc.tsv", sep="\t", index=False)
     qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype={"patient_id": str, "centre": str}, na_values=[""],
                      keep_default_na=False)
-    scanners = _qc_scanners(qc)
+    scanners = qc_scanners(qc)
     assert "ACME" in scanners and "B30f" in scanners and "<td>2</td>" in scanners
-    pictures = _qc_pictures(qc, Paths(tmp_path / "out"))
+    paths = Paths(tmp_path / "out")
+    qc_pictures_stage(tmp_path / "qc.tsv", paths)
+    pictures = qc_pictures(ReportInputs(paths.root, [paths.qc_pictures]))
     assert pictures.count("data:image/png;base64,") == 2 and "A / p1" in pictures
+    assert qc_pictures(ReportInputs(paths.root, [])) == ""  # undeclared: not read

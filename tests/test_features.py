@@ -5,20 +5,11 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from helpers import write_pair
-from mcrad.config import Paths
 from mcrad.errors import McradError
-from mcrad.features import (
-    PERTURBATIONS,
-    TEXTURE_CLASSES,
-    extract,
-    features_shard,
-    gather,
-    icc_31,
-    make_extractor,
-    perturbed_rois,
-    robustness_study,
-    robustness_table,
-)
+from mcrad.features.extract import TEXTURE_CLASSES, extract, features_shard, gather, make_extractor
+from mcrad.features.robustness import PERTURBATIONS, perturbed_rois, robustness_study, robustness_table
+from mcrad.paths import Paths
+from mcrad.stats import icc_31
 
 PARAMS = "config/radiomics/ct_default.yaml"
 
@@ -165,7 +156,9 @@ def test_harmonise_excludes_features_nan_in_training_and_lists_them():
 
 
 def test_report_robustness_section_counts_kept_and_dropped(tmp_path):
-    from mcrad.report import Report, robustness_section
+    from mcrad.report.inputs import ReportInputs
+    from mcrad.report.page import Report
+    from mcrad.report.study import robustness_section
 
     paths = Paths(tmp_path)
     paths.robustness.parent.mkdir(parents=True)
@@ -174,7 +167,7 @@ def test_report_robustness_section_counts_kept_and_dropped(tmp_path):
                  ).to_csv(paths.robustness, sep="\t", index=False)
     rep = Report(None)
     cfg = {"features": {"robustness": {"activate": True, "threshold": 0.75, "perturbations": ["erode"], "cases": 20}}}
-    robustness_section(rep, cfg, paths)
+    robustness_section(rep, cfg, ReportInputs(tmp_path, [paths.robustness]))
     html = rep.sections[0][2]
     assert "1 of 3 features have ICC &ge; 0.75 and are kept; 2 are dropped" in html
     cells = [re.findall(r"<td>([^<]*)</td>", row) for row in html.split("<tr")[2:]]

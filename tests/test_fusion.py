@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 from helpers import model_options
 from mcrad.cli import main
+from mcrad.endpoints import endpoint
 from mcrad.errors import McradError
-from mcrad.model import FUSION_MODELS, MODELS, join_deep, model_names, save_bundle, train_endpoint, train_fusion
+from mcrad.model.bundle import save_bundle
+from mcrad.model.fusion import join_deep, train_fusion
+from mcrad.model.registry import FUSION_MODELS, MODELS
+from mcrad.model.train import train_binary
+from mcrad.paths import Paths
 from sklearn.metrics import roc_auc_score
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
@@ -35,9 +40,11 @@ def centre(n, seed, name):
 
 
 def test_registry_adds_deep_and_fusion_models_to_binary_endpoints_only():
-    assert model_names(ENDPOINT, False) == MODELS
-    assert model_names(ENDPOINT, True) == MODELS + FUSION_MODELS
-    assert model_names({"name": "os", "type": "survival"}, True) == MODELS
+    assert endpoint(ENDPOINT).model_names(False) == MODELS
+    assert endpoint(ENDPOINT).model_names(True) == MODELS + FUSION_MODELS
+    assert endpoint({"name": "os", "type": "survival", "column": "e", "time": "t"}).model_names(True) == MODELS
+    assert endpoint({"name": "g", "type": "multiclass", "column": "g", "classes": ["a", "b", "c"]}
+                    ).model_names(True) == MODELS
 
 
 def test_join_deep_names_patients_without_deep_features():
@@ -74,10 +81,11 @@ def test_fusion_models_are_deterministic_and_use_both_signals(trained):
                                                             + fd.deep_.predict_proba(df)[:, 1]) / 2)
 
 
+@pytest.mark.slow
 def test_validate_scores_fusion_bundles_and_compares_them(trained, tmp_path):
     df, (fitted, internal) = trained
     feats, deep, cohort = centre(100, 1, "T")
-    base, base_internal = train_endpoint(feats.merge(cohort.drop(columns="centre")), RADIOMICS, CLINICAL, "y", OPTS, 0)
+    base, base_internal = train_binary(feats.merge(cohort.drop(columns="centre")), RADIOMICS, CLINICAL, "y", OPTS, 0)
     models = tmp_path / "models"
     for name, entry in base.items():
         save_bundle(models / name, name, entry, RADIOMICS, CLINICAL, ENDPOINT, {"centres": ["T"]})
@@ -91,17 +99,17 @@ def test_validate_scores_fusion_bundles_and_compares_them(trained, tmp_path):
             table.to_csv(tmp_path / f"{kind}_{c}.tsv", sep="\t", index=False)
     cfg = json.dumps({"endpoints": [ENDPOINT], "validate": {"alpha": 0.05}})
     names = list(MODELS + FUSION_MODELS)
-    out = {k: str(tmp_path / f"{k}.tsv") for k in ("metrics", "predictions", "paired")}
+    results = Paths(tmp_path / "results")
     assert main(["validate", "--config", cfg, "--endpoint", "y", "--models-dir", str(models), "--models", *names,
                  "--internal", str(tmp_path / "internal.tsv"), str(tmp_path / "internal_fusion.tsv"),
                  "--features", *(str(tmp_path / f"features_{c}.tsv") for c in ("E1", "E2")),
                  "--deep", *(str(tmp_path / f"deep_{c}.tsv") for c in ("E1", "E2")),
                  "--cohort", *(str(tmp_path / f"cohort_{c}.tsv") for c in ("E1", "E2")),
-                 "--metrics", out["metrics"], "--predictions", out["predictions"], "--paired", out["paired"]]) == 0
-    metrics = pd.read_csv(out["metrics"], sep="\t")
+                 "--root", str(results.root)]) == 0
+    metrics = pd.read_csv(results.metrics("y"), sep="\t")
     assert set(zip(metrics["model"], metrics["centre"], strict=True)) == {
         (m, c) for m in names for c in ("T", "E1", "E2", "pooled")}
-    paired = pd.read_csv(out["paired"], sep="\t")
+    paired = pd.read_csv(results.paired("y"), sep="\t")
     pairs = set(zip(paired["model_a"], paired["model_b"], strict=True))
     assert ("radiomics", "fusion_decision") in pairs and ("deep", "fusion_features") in pairs
     assert len(paired) == 4 * len(names) * (len(names) - 1) // 2

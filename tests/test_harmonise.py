@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcrad.errors import McradError
-from mcrad.harmonise import ComBat, apply, fit_training, load, save
+from mcrad.harmonise import apply, fit_training, load, save
+from mcrad.harmonise.combat import ComBat
 
 
 def cohort(seed=0, sizes=(("T", 30), ("E1", 20), ("E2", 12)), n_features=6):
@@ -100,7 +101,7 @@ def test_constant_training_features_are_listed_not_hidden():
 
 
 def test_nonparametric_prior_equals_neurocombat_where_it_is_finite_and_stays_finite_where_it_is_not():
-    from mcrad.harmonise import _nonparametric_prior
+    from mcrad.harmonise.combat import _nonparametric_prior
     from neuroCombat.neuroCombat import int_eprior
 
     rng = np.random.default_rng(0)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
-from mcrad.features import IBSI_KNOWN_DEVIATIONS, IBSI_TAGS, extract, ibsi_phantom_check, ibsi_report, make_extractor
+from mcrad.features.extract import extract, make_extractor
+from mcrad.features.ibsi import IBSI_KNOWN_DEVIATIONS, IBSI_TAGS, ibsi_phantom_check, ibsi_report
 
 REPO = Path(__file__).resolve().parent.parent
 IBSI_PARAMS = "config/radiomics/ibsi.yaml"

@@ -3,9 +3,10 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from helpers import STUDY, write_pair
-from mcrad.config import Paths, load_config
+from mcrad.config import load_config
 from mcrad.errors import CaseError
 from mcrad.ingest import ingest_shard
+from mcrad.paths import Paths
 
 
 def sheet_for(tmp_path, cases):

@@ -5,11 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import model_options
+from mcrad.endpoints import endpoint
 from mcrad.errors import McradError
-from mcrad.model import CorrelationFilter, load_bundle, save_bundle, train_endpoint, youden_threshold
-from mcrad.validate import score_bundle
+from mcrad.model.bundle import load_bundle, save_bundle
+from mcrad.model.selection import CorrelationFilter
+from mcrad.model.train import train_binary, youden_threshold
+from mcrad.validate.scoring import score_bundle
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
+Y = endpoint({"name": "y", "column": "y"})
 OPTS = model_options(outer_folds=3, inner_folds=3, lasso_C=[0.1, 1.0])
 
 
@@ -46,9 +50,10 @@ def test_youden_threshold_maximises_sensitivity_plus_specificity():
     assert j(t) == max(j(c) for c in p)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_and_finds_the_signal():
     df = data()
-    runs = [train_endpoint(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=3) for _ in range(2)]
+    runs = [train_binary(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=3) for _ in range(2)]
     for name in ("clinical", "radiomics", "nomogram"):
         assert pickle.dumps(runs[0][0][name]["model"]) == pickle.dumps(runs[1][0][name]["model"])
     pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
@@ -64,13 +69,13 @@ def test_too_few_events_for_the_folds_is_a_clear_error():
     df["y"] = 0
     df.loc[:1, "y"] = 1
     with pytest.raises(McradError, match="2 events.*Fix"):
-        train_endpoint(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=0)
+        train_binary(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=0)
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     df = data(n=150)
-    fitted, _ = train_endpoint(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=0)
+    fitted, _ = train_binary(df, radiomics_columns(df), CLINICAL, "y", OPTS, seed=0)
     out = tmp_path_factory.mktemp("b") / "nomogram"
     save_bundle(out, "nomogram", fitted["nomogram"], radiomics_columns(df), CLINICAL,
                 {"name": "y", "column": "y"}, {"centres": ["T"]})
@@ -79,7 +84,7 @@ def bundle(tmp_path_factory):
 
 def test_bundle_scores_new_data_and_performs(bundle):
     new = data(n=300, seed=9, centre="E")
-    scored = score_bundle(bundle, new.drop(columns=["age", "sex", "y"]), new.drop(columns=radiomics_columns(new)), "y")
+    scored = score_bundle(bundle, new.drop(columns=["age", "sex", "y"]), new.drop(columns=radiomics_columns(new)), Y)
     assert list(scored.columns) == ["patient_id", "centre", "model", "label", "score"]
     from sklearn.metrics import roc_auc_score
     assert roc_auc_score(scored["label"], scored["score"]) > 0.7
@@ -89,14 +94,14 @@ def test_bundle_refuses_features_it_was_not_trained_on(bundle):
     new = data(seed=9, centre="E")
     features = new.drop(columns=["age", "sex", "y", "CT_tumour_original_firstorder_f3"])
     with pytest.raises(McradError, match="lack.*firstorder_f3.*Fix"):
-        score_bundle(bundle, features, new[["patient_id", "centre", "age", "sex", "y"]], "y")
+        score_bundle(bundle, features, new[["patient_id", "centre", "age", "sex", "y"]], Y)
 
 
 def test_bundle_refuses_an_unseen_clinical_category(bundle):
     new = data(seed=9, centre="E")
     new.loc[0, "sex"] = "X"
     with pytest.raises(McradError, match="cannot score.*Fix: recode"):
-        score_bundle(bundle, new.drop(columns=["age", "sex", "y"]), new.drop(columns=radiomics_columns(new)), "y")
+        score_bundle(bundle, new.drop(columns=["age", "sex", "y"]), new.drop(columns=radiomics_columns(new)), Y)
 
 
 def test_a_changed_bundle_is_refused(bundle, tmp_path):
@@ -112,7 +117,7 @@ def test_a_changed_bundle_is_refused(bundle, tmp_path):
 
 
 def test_one_standard_error_rule_prefers_the_sparser_model():
-    from mcrad.model import one_standard_error
+    from mcrad.model.selection import one_standard_error
 
     res = {"mean_test_score": [0.70, 0.74, 0.75], "std_test_score": [0.05, 0.05, 0.06],
            "param_lasso__C": [0.1, 0.3, 1.0], "split0_test_score": [0] * 3, "split1_test_score": [0] * 3,
@@ -147,11 +152,11 @@ def brute_force_shapley(f, z: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["radiomics", "nomogram"])
 def test_linear_shap_equals_brute_force_shapley_and_adds_up(name):
-    from mcrad.model import linear_design, linear_shap, shap_summary
+    from mcrad.model.explain import linear_design, linear_shap, shap_summary
 
     df = data(n=80, seed=4)
     weak_penalty = {**OPTS, "lasso_C": [10.0], "nomogram_clinical_p": 1.0}  # several non-zero coefficients
-    fitted, _ = train_endpoint(df, radiomics_columns(df), CLINICAL, "y", weak_penalty, seed=0)
+    fitted, _ = train_binary(df, radiomics_columns(df), CLINICAL, "y", weak_penalty, seed=0)
     model = fitted[name]["model"]
     shap = linear_shap(name, model, df)
     names, Z, coef = linear_design(name, model, df)
@@ -176,7 +181,7 @@ def test_linear_shap_equals_brute_force_shapley_and_adds_up(name):
 
 
 def test_mrmr_prefers_relevant_features_that_are_not_redundant():
-    from mcrad.model import MRMR
+    from mcrad.model.selection import MRMR
 
     rng = np.random.default_rng(0)
     n = 300
@@ -189,12 +194,13 @@ def test_mrmr_prefers_relevant_features_that_are_not_redundant():
     assert MRMR(k=10).fit(X, y).keep_.size == 4  # k larger than the features: all of them, no error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selector, classifier", [("mrmr", "logistic"), ("lasso", "svm"), ("mrmr", "rf")])
 def test_selectors_and_classifiers_from_config(selector, classifier):
     df = data(n=90, seed=2)
     opts = {**OPTS, "selector": selector, "classifier": classifier, "mrmr_k": [2, 4], "svm_C": [0.1, 1.0],
             "rf_trees": 25, "rf_max_depth": [2]}
-    runs = [train_endpoint(df, radiomics_columns(df), CLINICAL, "y", opts, seed=1) for _ in range(2)]
+    runs = [train_binary(df, radiomics_columns(df), CLINICAL, "y", opts, seed=1) for _ in range(2)]
     for name in ("radiomics", "nomogram"):
         assert pickle.dumps(runs[0][0][name]["model"]) == pickle.dumps(runs[1][0][name]["model"])
     info = runs[0][0]["radiomics"]["info"]
@@ -209,7 +215,7 @@ def test_selectors_and_classifiers_from_config(selector, classifier):
 def test_a_lasso_penalty_that_zeroes_every_feature_still_scores_in_inner_cv(classifier):
     import warnings
 
-    from mcrad.model import LassoSelector, radiomics_pipeline
+    from mcrad.model.selection import LassoSelector, radiomics_pipeline
 
     df = data(n=90, seed=2)
     X, y = df[radiomics_columns(df)], df["y"].to_numpy()
@@ -231,7 +237,8 @@ def test_a_lasso_penalty_that_zeroes_every_feature_still_scores_in_inner_cv(clas
 def test_nomogram_keeps_the_clinical_predictors_independent_of_the_rad_score():
     """Backward elimination inside the nomogram: a 3-level predictor that carries risk stays (all its levels),
     noise goes; with nomogram_clinical_p 1 every predictor stays."""
-    from mcrad.model import build_model, clinical_groups
+    from mcrad.model.nomogram import clinical_groups
+    from mcrad.model.train import build_model
 
     rng = np.random.default_rng(8)
     df = data(n=200, seed=8)
@@ -247,7 +254,7 @@ def test_nomogram_keeps_the_clinical_predictors_independent_of_the_rad_score():
     every = build_model("nomogram", radiomics_columns(df), clinical, {**OPTS, "nomogram_clinical_p": 1.0},
                         seed=0).fit(df, df["y"])
     assert every.kept_clinical_ == ["age", "sex", "smoking"] and len(every.logit_.coef_[0]) == 1 + 5
-    info = train_endpoint(df, radiomics_columns(df), clinical, "y", OPTS, seed=0)[0]["nomogram"]["info"]
+    info = train_binary(df, radiomics_columns(df), clinical, "y", OPTS, seed=0)[0]["nomogram"]["info"]
     assert set(info["coefficients"]) == {"radscore", "smoking_current", "smoking_former", "smoking_never"}
     assert [t["name"] for t in info["scales"]["terms"]] == ["rad-score", "smoking"]
     numeric_only = build_model("nomogram", radiomics_columns(df), CLINICAL[:1], OPTS, seed=0).fit(df, df["y"])
@@ -255,7 +262,7 @@ def test_nomogram_keeps_the_clinical_predictors_independent_of_the_rad_score():
 
 
 def test_backward_elimination_tests_each_predictor_on_its_degrees_of_freedom():
-    from mcrad.model import backward_elimination
+    from mcrad.model.nomogram import backward_elimination
 
     cost = {"smoking": 2.5, "age": 0.1}  # log-likelihood lost without each: statistic 5.0 and 0.2
 

@@ -9,27 +9,18 @@ import pandas as pd
 import pytest
 from helpers import model_options
 from mcrad.cli import main
+from mcrad.endpoints import class_index, endpoint
 from mcrad.errors import McradError
-from mcrad.model import (
-    MODELS,
-    LassoSelector,
-    class_index,
-    linear_shap,
-    save_bundle,
-    train_multiclass,
-)
+from mcrad.model.bundle import save_bundle
+from mcrad.model.explain import linear_shap
+from mcrad.model.registry import MODELS
+from mcrad.model.selection import LassoSelector
+from mcrad.model.train import train_multiclass
+from mcrad.paths import Paths
 from mcrad.prospective import evaluate, predict
-from mcrad.validate import (
-    delong,
-    delong_paired,
-    hand_till,
-    macro_auc,
-    multiclass_metric_row,
-    ovr_influence,
-    paired_multiclass,
-    score_bundle,
-    summarise_multiclass,
-)
+from mcrad.stats import delong, delong_paired, hand_till, macro_auc, ovr_influence
+from mcrad.validate.metrics import multiclass_metric_row, paired_macro_auc, summarise_multiclass
+from mcrad.validate.scoring import score_bundle
 
 CLASSES = ["G1", "G2", "G3"]
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
@@ -71,6 +62,7 @@ def bundles(trained, tmp_path_factory):
     return [out / name for name in MODELS]
 
 
+@pytest.mark.slow
 def test_multinomial_models_are_deterministic_and_find_the_signal(trained):
     fitted, internal = trained
     again, _ = train_multiclass(data(120, 0, "T"), FEATURES, CLINICAL, "grade", CLASSES, OPTS, seed=0)
@@ -94,6 +86,7 @@ def test_multinomial_models_are_deterministic_and_find_the_signal(trained):
     assert all(set(w) == set(CLASSES) for w in coefficients.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selector, classifier", [("mrmr", "svm"), ("lasso", "rf"), ("mrmr", "logistic")])
 def test_selectors_and_classifiers_take_several_classes(selector, classifier):
     opts = {**OPTS, "selector": selector, "classifier": classifier, "mrmr_k": [2, 4], "svm_C": [0.1, 1.0],
@@ -205,8 +198,8 @@ def test_paired_macro_auc_tests_per_centre_and_pooled(trained, bundles):
     _, internal = trained
     ext = pd.concat([data(60, 8, "E1"), data(60, 9, "E2")], ignore_index=True)
     scored = pd.concat([score_bundle(b, ext[["patient_id", "centre", *FEATURES]], ext.drop(columns=FEATURES),
-                                     ENDPOINT).assign(stage="external") for b in bundles], ignore_index=True)
-    paired = paired_multiclass(pd.concat([internal, scored], ignore_index=True), CLASSES)
+                                     endpoint(ENDPOINT)).assign(stage="external") for b in bundles], ignore_index=True)
+    paired = paired_macro_auc(pd.concat([internal, scored], ignore_index=True), CLASSES)
     assert set(paired["centre"]) == {"T", "E1", "E2", "pooled"} and len(paired) == 4 * 3
     pooled = paired[(paired["centre"] == "pooled") & (paired["model_a"] == "clinical")
                     & (paired["model_b"] == "radiomics")].iloc[0]
@@ -221,14 +214,14 @@ def test_prospective_scores_without_labels_and_evaluates_later(bundles):
     assert len(out) == 3 * 110
     shuffled = new.drop(columns=FEATURES).assign(grade=np.random.default_rng(0).permutation(new["grade"]))
     pd.testing.assert_frame_equal(out, predict(bundles, features, shuffled))
-    metrics, paired = evaluate(out, new.drop(columns=FEATURES), ENDPOINT, 0.05)
+    metrics, paired = evaluate(out, new.drop(columns=FEATURES), endpoint(ENDPOINT), 0.05)
     assert set(zip(metrics["model"], metrics["centre"], strict=True)) == {
         (m, c) for m in MODELS for c in ("P1", "P2", "pooled")}
     assert set(metrics["stage"]) == {"prospective"} == set(paired["stage"])
     rad = metrics[(metrics["model"] == "radiomics") & (metrics["centre"] == "pooled")].iloc[0]
     assert rad["auc_lo"] > 0.6 and rad["n"] == 110
     with pytest.raises(McradError, match=r"lacks column\(s\) \['p_G3'\]"):
-        evaluate(out.drop(columns=["p_G3"]), new, ENDPOINT, 0.05)
+        evaluate(out.drop(columns=["p_G3"]), new, endpoint(ENDPOINT), 0.05)
 
 
 def test_shap_of_the_multinomial_models_adds_up_per_class(trained):
@@ -249,6 +242,7 @@ def test_shap_of_the_multinomial_models_adds_up_per_class(trained):
             np.testing.assert_allclose(total.reindex(df["patient_id"]).fillna(0.0), expected, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_train_validate_and_report_tables_from_the_command_line(tmp_path):
     train, ext = data(90, 12, "C1"), data(40, 13, "C2")
     for name, df in (("train", train), ("ext", ext)):
@@ -262,12 +256,15 @@ def test_train_validate_and_report_tables_from_the_command_line(tmp_path):
                  "--internal", str(tmp_path / "internal.tsv")]) == 0
     meta = json.loads((tmp_path / "models/radiomics/meta.json").read_text())
     assert meta["threshold"] is None and meta["training"]["per_class"] == train["grade"].value_counts().to_dict()
+    results = Paths(tmp_path / "results")
     assert main(["validate", "--config", cfg, "--endpoint", "grade", "--models-dir", str(tmp_path / "models"),
-                 "--internal", str(tmp_path / "internal.tsv"), "--features", str(tmp_path / "f_ext.tsv"),
-                 "--cohort", str(tmp_path / "c_ext.tsv"), "--metrics", str(tmp_path / "metrics.tsv"),
-                 "--predictions", str(tmp_path / "pred.tsv"), "--paired", str(tmp_path / "paired.tsv")]) == 0
-    metrics = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
+                 "--models", *MODELS, "--internal", str(tmp_path / "internal.tsv"),
+                 "--features", str(tmp_path / "f_ext.tsv"), "--cohort", str(tmp_path / "c_ext.tsv"),
+                 "--root", str(results.root)]) == 0
+    metrics = pd.read_csv(results.metrics("grade"), sep="\t")
     assert set(zip(metrics["model"], metrics["centre"], metrics["stage"], strict=True)) == {
         (m, c, s) for m in MODELS for c, s in (("C1", "internal"), ("C2", "external"))}
     assert {"auc", "auc_lo", "auc_hi", "hand_till", "kappa", "auc_G2_lo", "sens_G3", "ppv_G1_hi"} <= set(metrics)
-    assert len(pd.read_csv(tmp_path / "paired.tsv", sep="\t")) == 2 * 3
+    assert len(pd.read_csv(results.paired("grade"), sep="\t")) == 2 * 3
+    confusion = pd.read_csv(results.curves("grade", "confusion"), sep="\t")  # the table the report draws
+    assert set(confusion["model"]) == set(MODELS)

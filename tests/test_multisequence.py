@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from helpers import STUDY
-from mcrad.config import Paths, load_config
+from mcrad.config import load_config
 from mcrad.errors import CaseError, ConfigError
-from mcrad.features import features_shard, make_extractor, robustness_case
+from mcrad.features.extract import features_shard, make_extractor
+from mcrad.features.robustness import robustness_case
 from mcrad.ingest import ingest_shard
+from mcrad.paths import Paths
 from mcrad.preprocess import preprocess_shard
 from mcrad.segment import segment_shard
 
@@ -217,6 +219,7 @@ def test_config_refuses_multi_sequence_set_ups_it_cannot_honour(change, match):
         load_config({**STUDY, **change})
 
 
+@pytest.mark.e2e
 def test_snakemake_runs_a_two_sequence_mr_study_through_features(tmp_path):
     import os
     import subprocess
@@ -266,15 +269,17 @@ def test_snakemake_runs_a_two_sequence_mr_study_through_features(tmp_path):
 
 
 def test_report_shows_registration_quality_per_centre(tmp_path):
-    from mcrad.report import _qc_registration
+    from mcrad.report.inputs import ReportInputs
+    from mcrad.report.study import qc_registration
 
     paths = Paths(tmp_path)
     paths.qc_preprocess.parent.mkdir(parents=True)
     pd.DataFrame({"patient_id": ["a", "b", "c"], "centre": ["C1", "C1", "C2"], "status": ["ok", "ok", "error"],
                   "reg_T2_mi": [0.5, 0.3, np.nan], "reg_T2_dice": [0.9, 0.8, np.nan]}
                  ).to_csv(paths.qc_preprocess, sep="\t", index=False)
-    html = _qc_registration(paths)
+    inputs = ReportInputs(tmp_path, [paths.qc_preprocess])
+    html = qc_registration(inputs)
     assert "reg_T2_mi_median" in html and "reg_T2_dice_min" in html and "0.8" in html
     assert "C2" not in html  # only cases that came through
     paths.qc_preprocess.write_text("patient_id\tcentre\tstatus\na\tC1\tok\n")
-    assert _qc_registration(paths) == ""  # single-image studies: no registration table
+    assert qc_registration(inputs) == ""  # single-image studies: no registration table

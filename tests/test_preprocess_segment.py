@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from helpers import STUDY
-from mcrad.config import Paths, load_config
+from mcrad.config import load_config
+from mcrad.paths import Paths
 from mcrad.preprocess import (
     aligned_grid,
     body_mask,

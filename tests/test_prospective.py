@@ -7,10 +7,14 @@ import pandas as pd
 import pytest
 from helpers import model_options
 from mcrad.cli import main
+from mcrad.endpoints import endpoint
 from mcrad.errors import McradError
-from mcrad.model import MODELS, save_bundle, train_endpoint
+from mcrad.model.bundle import save_bundle
+from mcrad.model.registry import MODELS
+from mcrad.model.train import train_binary
 from mcrad.prospective import evaluate, predict
-from mcrad.validate import score_bundle, summarise
+from mcrad.validate.metrics import summarise_binary
+from mcrad.validate.scoring import score_bundle
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
 OPTS = model_options(outer_folds=3, inner_folds=3, lasso_C=[0.1, 1.0])
@@ -33,7 +37,7 @@ FEATURES = [f"CT_tumour_original_firstorder_f{j}" for j in range(6)]
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     df = data(90, 0, "T")
-    fitted, _ = train_endpoint(df, FEATURES, CLINICAL, "y", OPTS, seed=0)
+    fitted, _ = train_binary(df, FEATURES, CLINICAL, "y", OPTS, seed=0)
     out = tmp_path_factory.mktemp("models")
     for name in MODELS:
         save_bundle(out / name, name, fitted[name], FEATURES, CLINICAL, ENDPOINT, {"centres": ["T"]})
@@ -56,7 +60,7 @@ def test_predict_reads_no_outcome(bundles, new_cohort):
     shuffled = labelled.assign(y=np.random.default_rng(0).permutation(labelled["y"].to_numpy()))
     pd.testing.assert_frame_equal(out, predict(bundles, features, shuffled))
     for bundle in bundles:
-        ref = score_bundle(bundle, features, labelled, "y")
+        ref = score_bundle(bundle, features, labelled, endpoint(ENDPOINT))
         got = out[out["model"] == bundle.name]
         np.testing.assert_array_equal(got["score"].to_numpy(), ref["score"].to_numpy())
         assert ((got["score"] >= got["threshold"]) == got["positive"].astype(bool)).all()
@@ -73,14 +77,14 @@ def test_predict_refuses_features_the_bundle_was_not_trained_on(bundles, new_coh
 def test_evaluate_uses_the_locked_thresholds(bundles, new_cohort):
     features = new_cohort[["patient_id", "centre", *FEATURES]]
     pred = predict(bundles, features, new_cohort[["patient_id", "age", "sex"]])
-    metrics, paired = evaluate(pred, new_cohort[["patient_id", "y"]], ENDPOINT, 0.05)
+    metrics, paired = evaluate(pred, new_cohort[["patient_id", "y"]], endpoint(ENDPOINT), 0.05)
     assert set(zip(metrics["model"], metrics["centre"], strict=True)) == {
         (m, c) for m in MODELS for c in ("P1", "P2", "pooled")}
     assert set(metrics["stage"]) == {"prospective"} and set(paired["stage"]) == {"prospective"}
     assert len(paired) == 3 * 3  # 3 model pairs x (P1, P2, pooled)
     # equal to stage-2 metrics of the same scores at the bundles' thresholds
     thresholds = pred.groupby("model")["threshold"].first().to_dict()
-    ref = summarise(pred.merge(new_cohort[["patient_id", "y"]]).rename(columns={"y": "label"}).assign(
+    ref = summarise_binary(pred.merge(new_cohort[["patient_id", "y"]]).rename(columns={"y": "label"}).assign(
         stage="external"), thresholds, 0.05)
     cols = ["auc", "auc_lo", "auc_hi", "sensitivity", "ppv", "npv", "accuracy", "acc_lo", "acc_hi"]
     pd.testing.assert_frame_equal(metrics[cols].reset_index(drop=True), ref[cols].reset_index(drop=True))
@@ -90,7 +94,7 @@ def test_evaluate_names_patients_without_outcomes(bundles, new_cohort):
     pred = predict(bundles, new_cohort[["patient_id", "centre", *FEATURES]], new_cohort[["patient_id", "age", "sex"]])
     outcomes = new_cohort[["patient_id", "y"]].iloc[1:]
     with pytest.raises(McradError, match="P10.*no 'y' outcome.*Fix"):
-        evaluate(pred, outcomes, ENDPOINT, 0.05)
+        evaluate(pred, outcomes, endpoint(ENDPOINT), 0.05)
 
 
 def test_predict_and_evaluate_from_the_command_line(bundles, new_cohort, tmp_path, capsys):
@@ -134,6 +138,7 @@ def test_explain_writes_shap_tables_from_the_locked_bundles(bundles, tmp_path):
     assert "rad-score" in set(summary.loc[summary["model"] == "nomogram", "feature"])
 
 
+@pytest.mark.e2e
 def test_an_outcome_edit_of_a_prospective_centre_reruns_evaluate_not_predict(tmp_path):
     """Dry run on a finished (all outputs present, in date order) study with a prospective centre: a newer cohort
     table of that centre (its outcomes were edited) reruns evaluation, but neither prediction nor harmonisation,
@@ -162,6 +167,8 @@ def test_an_outcome_edit_of_a_prospective_centre_reruns_evaluate_not_predict(tmp
         return subprocess.run([*cmd, *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
 
     outputs = [line.split("\t")[0] for line in run("--summary").splitlines()[1:]]
+    # a finished run also left each job's benchmark file (the report reads them)
+    outputs += [line.split("benchmark:")[1].strip() for line in run("-n").splitlines() if "benchmark:" in line]
     now = time.time()
     for f in map(Path, outputs):
         f.parent.mkdir(parents=True, exist_ok=True)

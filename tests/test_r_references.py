@@ -4,8 +4,8 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from mcrad.harmonise import ComBat
-from mcrad.validate import auc_ci, delong, delong_paired
+from mcrad.harmonise.combat import ComBat
+from mcrad.stats import auc_ci, delong, delong_paired
 
 
 def proc_reference(rscript, tmp_path, seed: int, n: int) -> tuple[pd.DataFrame, pd.Series]:
@@ -27,6 +27,7 @@ def test_delong_ci_equals_proc(rscript, tmp_path, seed):
     assert delong(d["label"].to_numpy(), d["a"].to_numpy())[1] == pytest.approx(ref["var"], abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["parametric", "nonparametric"])
 def test_unseen_centre_combat_equals_sva_with_reference_batch(rscript, tmp_path, mode):
     rng = np.random.default_rng(4)
@@ -49,7 +50,7 @@ def test_unseen_centre_combat_equals_sva_with_reference_batch(rscript, tmp_path,
 
 
 def test_calibration_intercept_and_slope_equal_r_glm(rscript, tmp_path):
-    from mcrad.validate import calibration
+    from mcrad.stats import calibration
 
     rng = np.random.default_rng(5)
     p = rng.uniform(0.05, 0.95, 120)
@@ -72,8 +73,7 @@ def test_paired_delong_equals_proc_roc_test(rscript, tmp_path, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_c_index_variance_and_logrank_equal_r_survival(rscript, tmp_path, seed):
-    from mcrad.model import concordance
-    from mcrad.validate import logrank_p
+    from mcrad.stats import concordance, logrank_p
 
     rng = np.random.default_rng(seed)
     risk = np.round(rng.normal(size=70), 1)  # tied risks
@@ -94,8 +94,7 @@ def test_c_index_variance_and_logrank_equal_r_survival(rscript, tmp_path, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_paired_c_index_difference_and_p_equal_r_survival(rscript, tmp_path, seed):
-    from mcrad.model import concordance
-    from mcrad.validate import concordance_paired
+    from mcrad.stats import concordance, concordance_paired
 
     rng = np.random.default_rng(seed)
     a = np.round(rng.normal(size=80), 1)  # tied risks

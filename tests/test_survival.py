@@ -5,9 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import model_options
+from mcrad.endpoints import endpoint
 from mcrad.errors import McradError
-from mcrad.model import concordance, load_bundle, save_bundle, train_survival
-from mcrad.validate import ipcw_weights, score_bundle, summarise_survival, td_auc
+from mcrad.model.bundle import load_bundle, save_bundle
+from mcrad.model.survival import train_survival
+from mcrad.stats import concordance, ipcw_weights, td_auc
+from mcrad.validate.metrics import summarise_survival
+from mcrad.validate.scoring import score_bundle
 from sklearn.metrics import roc_auc_score
 
 CLINICAL = [{"name": "age", "type": "numeric"}, {"name": "sex", "type": "categorical"}]
@@ -77,6 +81,7 @@ def trained():
     return df, train_survival(df, radiomics_columns(df), CLINICAL, "os_months", "os_event", OPTS, seed=5)
 
 
+@pytest.mark.slow
 def test_survival_training_is_deterministic_and_finds_the_signal(trained):
     df, (fitted, internal) = trained
     again, internal2 = train_survival(df, radiomics_columns(df), CLINICAL, "os_months", "os_event", OPTS, seed=5)
@@ -105,7 +110,7 @@ def test_locked_survival_bundle_scores_an_external_centre(trained, tmp_path):
     _, meta = load_bundle(tmp_path / "radiomics")
     new = cohort(n=400, seed=8, centre="E")
     scored = score_bundle(tmp_path / "radiomics", new[["patient_id", "centre", *radiomics_columns(new)]],
-                          new.drop(columns=radiomics_columns(new)), ENDPOINT)
+                          new.drop(columns=radiomics_columns(new)), endpoint(ENDPOINT))
     assert list(scored.columns) == ["patient_id", "centre", "model", "label", "time", "score"]
     pred = pd.concat([internal[internal["model"] == "radiomics"], scored.assign(stage="external")])
     out = summarise_survival(pred, {"radiomics": meta["threshold"]}, 0.05, [12, 24]).set_index("stage")
@@ -116,7 +121,8 @@ def test_locked_survival_bundle_scores_an_external_centre(trained, tmp_path):
 
 
 def test_paired_c_index_tests_cover_every_model_pair_per_centre_and_pooled(trained):
-    from mcrad.validate import concordance_paired, paired_concordance
+    from mcrad.stats import concordance_paired
+    from mcrad.validate.metrics import paired_concordance
 
     df, (fitted, internal) = trained
     ext = []
@@ -146,7 +152,7 @@ def test_paired_c_index_tests_cover_every_model_pair_per_centre_and_pooled(train
 
 
 def test_survival_nomogram_rad_scores_choose_the_penalty_within_each_fold():
-    from mcrad.model import CoxModel, CoxSearch, build_survival_model, survival_splits
+    from mcrad.model.survival import CoxModel, CoxSearch, build_survival_model, survival_splits
 
     opts = {**OPTS, "cox_penalizer": [0.01, 0.1, 1.0]}
     df = cohort(seed=0)
@@ -165,7 +171,7 @@ def test_survival_nomogram_rad_scores_choose_the_penalty_within_each_fold():
 
 def test_prospective_survival_evaluation_compares_the_models_pairwise(trained):
     from mcrad.prospective import evaluate
-    from mcrad.validate import paired_concordance
+    from mcrad.validate.metrics import paired_concordance
 
     df, (fitted, _) = trained
     new = cohort(n=150, seed=12, centre="P")
@@ -173,7 +179,7 @@ def test_prospective_survival_evaluation_compares_the_models_pairwise(trained):
                                     "model": name, "score": fitted[name]["model"].decision_function(new),
                                     "threshold": fitted[name]["threshold"]})
                       for name in ("clinical", "radiomics", "nomogram")], ignore_index=True)
-    _, paired = evaluate(pred, new[["patient_id", "os_event", "os_months"]], ENDPOINT, 0.05)
+    _, paired = evaluate(pred, new[["patient_id", "os_event", "os_months"]], endpoint(ENDPOINT), 0.05)
     ref = paired_concordance(pred.merge(new[["patient_id", "os_event", "os_months"]]).rename(
         columns={"os_event": "label", "os_months": "time"}).assign(stage="external"))
     assert len(paired) == 3 and set(paired["stage"]) == {"prospective"}
@@ -190,7 +196,7 @@ def test_too_few_events_for_the_folds_is_a_clear_error():
 
 @pytest.mark.parametrize("name", ["radiomics", "nomogram"])
 def test_shap_of_cox_models_adds_up_to_the_log_hazard(trained, name):
-    from mcrad.model import linear_shap
+    from mcrad.model.explain import linear_shap
 
     df, (fitted, _) = trained
     model = fitted[name]["model"]
@@ -214,7 +220,7 @@ def test_survival_endpoint_needs_a_time_column(demo_config):
 
 
 def test_survival_nomogram_keeps_a_clinical_predictor_that_carries_hazard():
-    from mcrad.model import build_survival_model
+    from mcrad.model.survival import build_survival_model
 
     df = cohort(n=200, seed=3)
     rng = np.random.default_rng(3)

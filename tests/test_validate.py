@@ -1,7 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from mcrad.validate import auc_ci, delong, metric_row, summarise, wilson
+from mcrad.endpoints import endpoint
+from mcrad.stats import auc_ci, delong, wilson
+from mcrad.validate.metrics import binary_metric_row, summarise_binary
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.proportion import proportion_confint
 
@@ -39,7 +41,7 @@ def test_wilson_matches_statsmodels():
 
 def test_metric_row_counts_at_the_locked_threshold():
     pred = pd.DataFrame({"label": [0, 0, 1, 1, 1], "score": [0.1, 0.6, 0.4, 0.7, 0.9]})
-    row = metric_row(pred, threshold=0.5, alpha=0.05)
+    row = binary_metric_row(pred, threshold=0.5, alpha=0.05)
     assert row["sensitivity"] == pytest.approx(2 / 3) and row["specificity"] == pytest.approx(1 / 2)
     assert row["brier"] == pytest.approx(np.mean((pred["score"] - pred["label"]) ** 2))
     # 3 called positive (2 events), 2 called negative (1 non-event)
@@ -51,7 +53,7 @@ def test_metric_row_counts_at_the_locked_threshold():
 
 def test_one_class_centre_is_reported_not_dropped():
     pred = pd.DataFrame({"model": "m", "centre": "X", "stage": "external", "label": [1, 1], "score": [0.2, 0.9]})
-    out = summarise(pred, {"m": 0.5}, 0.05)
+    out = summarise_binary(pred, {"m": 0.5}, 0.05)
     assert len(out) == 1 and np.isnan(out["auc"][0]) and "one class" in out["note"][0]
 
 
@@ -60,7 +62,7 @@ def test_summary_has_pooled_external_rows():
     frames = [pd.DataFrame({"model": m, "centre": c, "stage": st, "label": rng.integers(0, 2, 30),
                             "score": rng.random(30)})
               for m in ("a", "b") for c, st in (("T", "internal"), ("E1", "external"), ("E2", "external"))]
-    out = summarise(pd.concat(frames), {"a": 0.5, "b": 0.5}, 0.05)
+    out = summarise_binary(pd.concat(frames), {"a": 0.5, "b": 0.5}, 0.05)
     assert set(zip(out["model"], out["centre"], out["stage"], strict=True)) == {
         (m, c, s) for m in "ab" for c, s in (("T", "internal"), ("E1", "external"), ("E2", "external"),
                                               ("pooled", "external"))}
@@ -69,7 +71,7 @@ def test_summary_has_pooled_external_rows():
 
 
 def test_calibration_curve_bins_by_predicted_risk():
-    from mcrad.validate import calibration_curve
+    from mcrad.validate.curves import calibration_curve
 
     rng = np.random.default_rng(0)
     p = rng.uniform(0.05, 0.95, 5000)
@@ -80,7 +82,7 @@ def test_calibration_curve_bins_by_predicted_risk():
 
 
 def test_decision_curve_equals_the_net_benefit_formula():
-    from mcrad.validate import decision_curve
+    from mcrad.validate.curves import decision_curve
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 200)
@@ -95,7 +97,7 @@ def test_decision_curve_equals_the_net_benefit_formula():
 
 
 def test_paired_comparisons_cover_every_model_pair_per_centre():
-    from mcrad.validate import paired_comparisons
+    from mcrad.validate.metrics import paired_delong
 
     rng = np.random.default_rng(3)
     rows = []
@@ -104,26 +106,27 @@ def test_paired_comparisons_cover_every_model_pair_per_centre():
         for m in ("a", "b", "c"):
             rows.append(pd.DataFrame({"patient_id": [f"{c}{i}" for i in range(30)], "centre": c, "stage": st,
                                       "model": m, "label": y, "score": rng.random(30) + y * 0.3}))
-    out = paired_comparisons(pd.concat(rows))
+    out = paired_delong(pd.concat(rows))
     assert len(out) == 4 * 3  # T, E1, E2, pooled x 3 pairs
     assert out["p_delong"].between(0, 1).all()
 
 
 def test_reader_read_is_compared_like_a_model():
     from mcrad.errors import McradError
-    from mcrad.validate import paired_comparisons, reader_predictions
+    from mcrad.validate.metrics import paired_delong
+    from mcrad.validate.scoring import reader_predictions
 
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 40)
     cohort = pd.DataFrame({"patient_id": [f"E{i}" for i in range(40)], "centre": "E", "y": y,
                            "read": np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 40), 0, 1).round(2)})
     ep = {"name": "y", "column": "y"}
-    reads = reader_predictions(cohort, ep, "read")
+    reads = reader_predictions(cohort, endpoint(ep), "read")
     assert list(reads.columns) == ["patient_id", "centre", "model", "label", "score"]
     assert (reads["model"] == "reader").all() and reads["label"].tolist() == y.tolist()
     model = reads.assign(model="radiomics", score=rng.random(40))
-    paired = paired_comparisons(pd.concat([model, reads]).assign(stage="external"))
+    paired = paired_delong(pd.concat([model, reads]).assign(stage="external"))
     assert paired[["model_a", "model_b"]].values.tolist() == [["radiomics", "reader"]]
     cohort.loc[3, "read"] = np.nan  # a blank cell
     with pytest.raises(McradError, match="E3.*no numeric reader score"):
-        reader_predictions(cohort, ep, "read")
+        reader_predictions(cohort, endpoint(ep), "read")

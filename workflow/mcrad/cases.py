@@ -6,7 +6,6 @@ or after adding cases) redoes only the cases whose key changed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
@@ -18,39 +17,21 @@ from typing import Any
 import pandas as pd
 
 from mcrad import __version__
-from mcrad.config import Paths
 from mcrad.errors import CaseError
+from mcrad.files import file_sha256, stable_hash
+from mcrad.paths import Paths
 
 log = logging.getLogger("mcrad")
-STATUS_COLUMNS = ["patient_id", "centre", "status", "failed_stage", "message"]
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 LIBRARIES = ("numpy", "SimpleITK", "pyradiomics-bhklab", "scipy")
 
 
 def case_key(stage: str, code_file: str, options: Any, inputs: Iterable[str | Path]) -> str:
     """What a case's result depends on: stage code, library versions, options and input bytes."""
-    payload = {
+    return stable_hash({
         "stage": stage, "version": __version__, "code": [file_sha256(code_file), file_sha256(__file__)],
         "libraries": {lib: metadata.version(lib) for lib in LIBRARIES}, "options": options,
         "inputs": [file_sha256(p) for p in inputs],
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def read_shard(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"patient_id": str, "centre": str}, keep_default_na=False)
+    })
 
 
 def run_stage(
@@ -73,7 +54,7 @@ def run_stage(
         if record["status"] != "ok":
             out.append(record)
             continue
-        done = paths.case_dir(row["centre"], row["patient_id"]) / stage / "done.json"
+        done = paths.case(row["centre"], row["patient_id"]).done(stage)
         try:
             key = case_key(stage, code_file, options, inputs(row))
             cached = json.loads(done.read_text()) if done.is_file() else None

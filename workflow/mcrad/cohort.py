@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mcrad.endpoints import endpoints
 from mcrad.errors import CohortError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -57,18 +58,78 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
 
 def required_columns(cfg: dict) -> list[str]:
     return ["patient_id", "centre", *PATH_COLUMNS, *(c["name"] for c in cfg["cohort"]["clinical"]),
-            *(ep["column"] for ep in cfg["endpoints"]), *(ep["time"] for ep in cfg["endpoints"] if ep.get("time"))]
+            *(col for ep in endpoints(cfg) for col in ep.outcome_columns)]
+
+
+def _at(df: pd.DataFrame, i: int, col: str, msg: str) -> str:
+    pid = df.at[i, "patient_id"] if "patient_id" in df.columns else "?"
+    return f"line {i + 2} (patient {pid}), column '{col}': {msg}"
+
+
+def _identity_problems(df: pd.DataFrame, cfg: dict) -> list[str]:
+    """Patient ids and centres: valid, unique, and every centre with exactly the roles the design gives."""
+    problems = [_at(df, i, "patient_id", f"{pid!r} is not a valid id (letters, digits, '.', '_', '-'; no spaces)")
+                for i, pid in df["patient_id"].items() if not ID_PATTERN.match(pid)]
+    for pid in df.loc[df["patient_id"].duplicated(), "patient_id"].unique():
+        lines = [str(i + 2) for i in df.index[df["patient_id"] == pid]]
+        problems.append(f"lines {', '.join(lines)}, column 'patient_id': {pid!r} appears more than once")
+    problems += [_at(df, i, "centre", f"{c!r} is not a valid centre name (letters, digits, '.', '_', '-')")
+                 for i, c in df["centre"].items() if not ID_PATTERN.match(c)]
+    design = cfg["design"]
+    roles = set(design["train"]) | set(design["external"]) | set(design.get("prospective", []))
+    present = set(df["centre"])
+    problems += [f"config design names centre {c!r}, which no row of the sheet has (centres in the sheet: "
+                 f"{sorted(present)}). Fix: correct design.train/design.external or the 'centre' column"
+                 for c in sorted(roles - present)]
+    problems += [_at(df, i, "centre", f"centre {c!r} has no role in the design. Fix: add it to design.train or "
+                                      "design.external, or remove its rows")
+                 for i, c in df["centre"].items() if ID_PATTERN.match(c) and c not in roles]
+    return problems
+
+
+def _value_problems(df: pd.DataFrame, cfg: dict) -> list[str]:
+    """Clinical numbers that are not numbers; labels each endpoint refuses."""
+    problems = []
+    for spec in cfg["cohort"]["clinical"]:
+        if spec["type"] in ("numeric", "ordinal"):
+            values = pd.to_numeric(df[spec["name"]].replace("", None), errors="coerce")
+            problems += [_at(df, i, spec["name"], f"{df.at[i, spec['name']]!r} is not a number")
+                         for i in df.index[values.isna() & (df[spec["name"]] != "")]]
+    for ep in endpoints(cfg):
+        problems += [_at(df, i, column, problem) for i, column, problem in ep.sheet_problems(df)]
+    return problems
+
+
+def _sequence_problems(df: pd.DataFrame, seqs: list[str]) -> list[str]:
+    """Multi-sequence columns the config does not know would be silently ignored."""
+    problems = []
+    for col in df.columns:
+        m = SEQUENCE_COLUMN.match(col)
+        if seqs and m and m.group(2) not in seqs[1:]:
+            why = (f"sequence {m.group(2)} is the reference, whose {m.group(1)} goes in column '{m.group(1)}'"
+                   if m.group(2) == seqs[0] else f"sequence {m.group(2)!r} is not in cohort.sequences {seqs}")
+            problems.append(f"column '{col}': {why}. Fix: rename or remove the column, or list the sequence")
+    return problems
+
+
+def _file_problems(df: pd.DataFrame, seqs: list[str], sheet_path: Path) -> list[str]:
+    problems = []
+    own_masks = [c for c in (f"mask_{s}" for s in seqs[1:]) if c in df.columns]
+    for col in [*PATH_COLUMNS, *sequence_columns(seqs), *own_masks]:
+        for i, rel in df[col].items():
+            if rel == "" and col in own_masks:
+                continue  # a sequence's own mask is optional (registration QC only)
+            if rel == "":
+                problems.append(_at(df, i, col, "empty path"))
+            elif not resolve_path(rel, sheet_path).exists():
+                problems.append(_at(df, i, col, f"file not found: {resolve_path(rel, sheet_path)}. Fix: correct "
+                                                "the path (relative paths are read from the sheet's folder)"))
+    return problems
 
 
 def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_files: bool = True) -> None:
     """Raise one CohortError that lists every problem, each naming sheet line and column."""
     sheet_path = Path(sheet_path)
-    problems: list[str] = []
-
-    def at(i: int, col: str, msg: str) -> None:
-        pid = df.at[i, "patient_id"] if "patient_id" in df.columns else "?"
-        problems.append(f"line {i + 2} (patient {pid}), column '{col}': {msg}")
-
     seqs = sequences(cfg)
     missing = [c for c in required_columns(cfg) + sequence_columns(seqs) if c not in df.columns]
     if missing:
@@ -76,60 +137,9 @@ def validate_sheet(df: pd.DataFrame, cfg: dict, sheet_path: str | Path, check_fi
                           "Fix: add the column(s), or change cohort.clinical / endpoints / sequences in the config.")
     if df.empty:
         raise CohortError(f"cohort sheet {sheet_path} has no rows.")
-
-    for i, pid in df["patient_id"].items():
-        if not ID_PATTERN.match(pid):
-            at(i, "patient_id", f"{pid!r} is not a valid id (letters, digits, '.', '_', '-'; no spaces)")
-    for pid in df.loc[df["patient_id"].duplicated(), "patient_id"].unique():
-        lines = [str(i + 2) for i in df.index[df["patient_id"] == pid]]
-        problems.append(f"lines {', '.join(lines)}, column 'patient_id': {pid!r} appears more than once")
-    for i, c in df["centre"].items():
-        if not ID_PATTERN.match(c):
-            at(i, "centre", f"{c!r} is not a valid centre name (letters, digits, '.', '_', '-')")
-
-    design = cfg["design"]
-    roles = set(design["train"]) | set(design["external"]) | set(design.get("prospective", []))
-    present = set(df["centre"])
-    for c in sorted(roles - present):
-        problems.append(f"config design names centre {c!r}, which no row of the sheet has (centres in the sheet: "
-                        f"{sorted(present)}). Fix: correct design.train/design.external or the 'centre' column")
-    for i, c in df["centre"].items():
-        if ID_PATTERN.match(c) and c not in roles:
-            at(i, "centre", f"centre {c!r} has no role in the design. Fix: add it to design.train or "
-                            "design.external, or remove its rows")
-
-    for spec in cfg["cohort"]["clinical"]:
-        if spec["type"] in ("numeric", "ordinal"):
-            values = pd.to_numeric(df[spec["name"]].replace("", None), errors="coerce")
-            for i in df.index[values.isna() & (df[spec["name"]] != "")]:
-                at(i, spec["name"], f"{df.at[i, spec['name']]!r} is not a number")
-    for ep in cfg["endpoints"]:
-        allowed = ep["classes"] if ep["type"] == "multiclass" else ["0", "1"]
-        expected = f"one of the classes {allowed} of endpoint {ep['name']!r}" if len(allowed) > 2 else "0 or 1"
-        for i in df.index[~df[ep["column"]].isin(allowed)]:
-            at(i, ep["column"], f"label {df.at[i, ep['column']]!r} is not {expected}")
-        if ep.get("time"):  # survival: follow-up time beside the event indicator in `column`
-            times = pd.to_numeric(df[ep["time"]], errors="coerce")
-            for i in df.index[~(times >= 0)]:
-                at(i, ep["time"], f"follow-up time {df.at[i, ep['time']]!r} is not a number >= 0")
-
-    for col in df.columns:  # multi-sequence columns the config does not know would be silently ignored
-        m = SEQUENCE_COLUMN.match(col)
-        if seqs and m and m.group(2) not in seqs[1:]:
-            why = (f"sequence {m.group(2)} is the reference, whose {m.group(1)} goes in column '{m.group(1)}'"
-                   if m.group(2) == seqs[0] else f"sequence {m.group(2)!r} is not in cohort.sequences {seqs}")
-            problems.append(f"column '{col}': {why}. Fix: rename or remove the column, or list the sequence")
-    own_masks = [c for c in (f"mask_{s}" for s in seqs[1:]) if c in df.columns]
+    problems = _identity_problems(df, cfg) + _value_problems(df, cfg) + _sequence_problems(df, seqs)
     if check_files:
-        for col in [*PATH_COLUMNS, *sequence_columns(seqs), *own_masks]:
-            for i, rel in df[col].items():
-                if rel == "" and col in own_masks:
-                    continue  # a sequence's own mask is optional (registration QC only)
-                if rel == "":
-                    at(i, col, "empty path")
-                elif not resolve_path(rel, sheet_path).exists():
-                    at(i, col, f"file not found: {resolve_path(rel, sheet_path)}. Fix: correct the path "
-                               "(relative paths are read from the sheet's folder)")
+        problems += _file_problems(df, seqs, sheet_path)
     if problems:
         shown = problems[:MAX_LISTED]
         more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
@@ -172,3 +182,25 @@ def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
     paths = {*PATH_COLUMNS, *(f"{k}_{s}" for k in ("image", "mask") for s in sequences(cfg))}
     extra = [c for c in df.columns if c not in cols and c not in paths]
     return df.loc[df["centre"] == centre, cols + extra].reset_index(drop=True)
+
+
+def cohort_tables_stage(sheet: Path, cfg: dict, centres: list[str], out: list[str], predictors: list[str]) -> None:
+    """`mcrad cohort-tables`: per-centre clinical tables (with outcomes) and label-free predictors tables."""
+    from mcrad.files import write_table
+
+    df = load_sheet(sheet, cfg)
+    for centre, path in zip(centres, out, strict=True):
+        write_table(centre_table(df, cfg, centre), path)
+    for centre, path in zip(centres if predictors else [], predictors, strict=True):
+        write_table(predictors_table(df, cfg, centre), path)
+
+
+def check_study(config_file: Path) -> str:
+    """`mcrad check`: validate a config file and its cohort sheet; what a user reads when both are fine."""
+    from mcrad.config import load_config_file
+
+    cfg = load_config_file(config_file)
+    if cfg["cohort"]["sheet"] is None:
+        return "config OK; cohort: synthetic demo cohort"
+    df = load_sheet(cfg["cohort"]["sheet"], cfg)
+    return f"config OK; cohort sheet OK: {len(df)} patients in {df['centre'].nunique()} centres"

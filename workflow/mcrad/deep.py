@@ -32,10 +32,12 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
-from mcrad.config import Paths
 from mcrad.errors import CaseError, McradError
+from mcrad.files import read_shards, read_tables, write_json, write_table
+from mcrad.model.registry import DEEP_EMB, DEEP_SCORE
+from mcrad.paths import Paths
 
-SCORE, EMB = "deep_score", "deep_emb_"
+SCORE, EMB = DEEP_SCORE, DEEP_EMB
 
 
 def select_device(name: str) -> torch.device:
@@ -300,8 +302,8 @@ def case_items(rows: pd.DataFrame, paths: Paths, roi: str = "tumour") -> list[di
     """Inputs of the cases that came through segmentation, sorted by centre and patient (a stable order)."""
     ok = rows[rows["status"] == "ok"].sort_values(["centre", "patient_id"], kind="stable")
     return [{"patient_id": r.patient_id, "centre": r.centre,
-             "image": str(paths.case_dir(r.centre, r.patient_id) / "preprocess" / "image.nii.gz"),
-             "roi": str(paths.case_dir(r.centre, r.patient_id) / "segment" / f"roi-{roi}.nii.gz")}
+             "image": str(paths.case(r.centre, r.patient_id).preprocess_image),
+             "roi": str(paths.case(r.centre, r.patient_id).roi(roi))}
             for r in ok.itertuples()]
 
 
@@ -366,18 +368,17 @@ def score_items(net: DeepNet, items: list[dict], opts: dict, seed: int, device: 
     return features_table(items, probs, embs)
 
 
-def save_network(net: DeepNet, opts: dict, summary: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, out_dir / "network.pt")
-    (out_dir / "network.json").write_text(json.dumps({"options": opts, "summary": summary}, indent=1,
-                                                     sort_keys=True) + "\n")
+def save_network(net: DeepNet, opts: dict, summary: dict, network: Path, meta: Path) -> None:
+    network.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, network)
+    write_json({"options": opts, "summary": summary}, meta)
 
 
-def load_network(out_dir: Path, device: torch.device) -> tuple[DeepNet, dict]:
-    meta = json.loads((out_dir / "network.json").read_text())
-    net = build_network(meta["options"])
-    net.load_state_dict(torch.load(out_dir / "network.pt", map_location="cpu", weights_only=True))
-    return net.to(device).eval(), meta["options"]
+def load_network(network: Path, meta: Path, device: torch.device) -> tuple[DeepNet, dict]:
+    options = json.loads(meta.read_text())["options"]
+    net = build_network(options)
+    net.load_state_dict(torch.load(network, map_location="cpu", weights_only=True))
+    return net.to(device).eval(), options
 
 
 def write_gradcam(net: DeepNet, items: list[dict], opts: dict, out_dir: Path, device: torch.device) -> list[Path]:
@@ -418,3 +419,39 @@ def write_gradcam(net: DeepNet, items: list[dict], opts: dict, out_dir: Path, de
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _stage_options(opts: dict, preprocess: dict) -> dict:
+    # crops reaching outside the preprocessed image are filled with its lowest intensity (air)
+    return {**opts, "fill_value": float(preprocess["intensity_clip"][0])}
+
+
+def train_stage(opts: dict, preprocess: dict, seed: int, threads: int | None, column: str, shard_files: list[Path],
+                cohort_files: list[Path], paths: Paths, centres: list[str], endpoint: str) -> None:
+    """`mcrad deep-train`: out-of-fold deep scores of the training centre(s), the final network, its training
+    curves and Grad-CAM pictures (deep/<endpoint>/)."""
+    opts = _stage_options(opts, preprocess)
+    setup_determinism(seed, threads or opts["threads"])
+    device = select_device(opts["device"])
+    items, missing = attach_labels(case_items(read_shards(shard_files), paths), read_tables(cohort_files), column)
+    if missing:
+        print(f"deep: {len(missing)} case(s) without a {column} label left out of training: {missing}")
+    net, table, curves, summary = train_endpoint(items, opts, seed, device)
+    print(f"deep: {summary}")
+    save_network(net, opts, summary, paths.deep_network(endpoint), paths.deep_network_meta(endpoint))
+    write_table(curves, paths.deep_curves(endpoint))
+    for centre in centres:
+        write_table(table[table["centre"] == centre], paths.deep_features(endpoint, centre))
+        write_gradcam(net, [it for it in items if it["centre"] == centre], opts, paths.deep_gradcam(endpoint, centre),
+                      device)
+
+
+def score_stage(opts: dict, seed: int, threads: int | None, shard_files: list[Path], paths: Paths, endpoint: str,
+                centre: str) -> None:
+    """`mcrad deep-score`: one centre scored by the final network, with its Grad-CAM pictures."""
+    device = select_device(opts["device"])
+    net, opts = load_network(paths.deep_network(endpoint), paths.deep_network_meta(endpoint), device)
+    setup_determinism(seed, threads or opts["threads"])
+    items = case_items(read_shards(shard_files), paths)
+    write_table(score_items(net, items, opts, seed, device), paths.deep_features(endpoint, centre))
+    write_gradcam(net, items, opts, paths.deep_gradcam(endpoint, centre), device)

@@ -15,10 +15,11 @@ import SimpleITK as sitk
 from matplotlib.figure import Figure
 
 from mcrad import dicom
-from mcrad.cases import STATUS_COLUMNS, file_sha256, run_stage
-from mcrad.cohort import resolve_path, sequence_files
-from mcrad.config import Paths
+from mcrad.cases import run_stage
+from mcrad.cohort import load_sheet, resolve_path, sequence_files
 from mcrad.errors import CaseError
+from mcrad.files import STATUS_COLUMNS, file_sha256, read_table, write_table
+from mcrad.paths import CaseFiles, Paths
 
 GEOMETRY_TOL_MM = 1e-3
 
@@ -138,8 +139,8 @@ def qc_picture(image: sitk.Image, mask: sitk.Image, out: Path) -> None:
     fig.savefig(out, dpi=70, bbox_inches="tight", metadata={"Software": None})
 
 
-def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_path: Path, out: Path, opts: dict
-                    ) -> tuple[str, list[str]]:
+def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_path: Path, case: CaseFiles,
+                    opts: dict) -> tuple[str, list[str]]:
     """One non-reference sequence of a multi-sequence case: checked and written as ingest/image-<seq>.nii.gz, its
     own mask (if the sheet gives one; registration QC only) as ingest/seqmask-<seq>.nii.gz. Returns a geometry
     summary and warnings."""
@@ -148,7 +149,7 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
     image = series.image if series else read_image(path, pid, f"{seq} image")
     check_image(image, pid, path)
     check_finite(image, pid, path)
-    write_canonical(image, path, out / f"image-{seq}.nii.gz")
+    write_canonical(image, path, case.ingest_sequence(seq))
     warnings = list(series.warnings) if series else []
     if mask_cell:
         mask_path = resolve_path(mask_cell, sheet_path)
@@ -159,7 +160,7 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
         warnings += more + check_pair(image, mask, pid, path, mask_path)
         binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
         binary.CopyInformation(image)
-        sitk.WriteImage(binary, str(out / f"seqmask-{seq}.nii.gz"), useCompression=True)
+        sitk.WriteImage(binary, str(case.ingest_sequence_mask(seq)), useCompression=True)
     spacing = "x".join(f"{v:.4g}" for v in image.GetSpacing())
     return f"{seq} {'x'.join(map(str, image.GetSize()))} @ {spacing} mm", [f"{seq}: {w}" for w in warnings]
 
@@ -178,18 +179,18 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequ
     warnings += check_pair(image, mask, pid, image_path, mask_path) + list(series.warnings if series else [])
     binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
     binary.CopyInformation(image)
-    out = paths.case_dir(row["centre"], pid) / "ingest"
-    out.mkdir(parents=True, exist_ok=True)
+    case = paths.case(row["centre"], pid)
+    case.ingest_dir.mkdir(parents=True, exist_ok=True)
     # Written from pixel data and geometry only: no DICOM header (and so no PHI) reaches the NIfTI files.
-    write_canonical(image, image_path, out / "image.nii.gz")
-    sitk.WriteImage(binary, str(out / "mask.nii.gz"), useCompression=True)
+    write_canonical(image, image_path, case.ingest_image)
+    sitk.WriteImage(binary, str(case.ingest_mask), useCompression=True)
     for name, extra in extras.items():
-        sitk.WriteImage(extra, str(out / f"mask-{name}.nii.gz"), useCompression=True)
+        sitk.WriteImage(extra, str(case.ingest_extra_mask(name)), useCompression=True)
     if opts["qc_png"]:
-        qc_picture(image, binary, out / "qc.png")
+        qc_picture(image, binary, case.qc_picture)
     geometry = []
     for seq, (image_cell, mask_cell) in sequence_files(row, list(sequences)).items():
-        summary, more = ingest_sequence(pid, seq, image_cell, mask_cell, sheet_path, out, opts)
+        summary, more = ingest_sequence(pid, seq, image_cell, mask_cell, sheet_path, case, opts)
         geometry.append(summary)
         warnings += more
     voxels = sitk.GetArrayViewFromImage(image)
@@ -260,3 +261,39 @@ def dicom_to_nifti(series_dir: Path, rtstruct: Path | None, roi_pattern: str, ou
     out_mask.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(mask, str(out_mask), useCompression=True)
     return warnings
+
+
+def ingest_stage(sheet_path: Path, cfg: dict, patient_ids: list[str], paths: Paths, strict: bool, out: Path) -> None:
+    """`mcrad ingest`: one shard. A missing file quarantines its case, not the study (files are not checked here)."""
+    sheet = load_sheet(sheet_path, cfg, check_files=False)
+    write_table(ingest_shard(sheet, Path(sheet_path), patient_ids, paths, strict, cfg["ingest"],
+                             cfg["cohort"]["sequences"]), out)
+
+
+def select_qc_pictures(qc: pd.DataFrame, per_centre: int = 3) -> pd.DataFrame:
+    """The cases whose QC picture the report shows: per centre, cases with warnings first, then the smallest and
+    the largest tumour (at most per_centre). Columns centre, patient_id, reason."""
+    rows = []
+    ok = qc[qc["status"] == "ok"]
+    for centre, group in ok.groupby("centre", sort=True):
+        warned = group[group["warnings"].notna()] if "warnings" in group else group.iloc[:0]
+        by_size = group.sort_values("mask_volume_ml", kind="stable")
+        picks = pd.concat([warned.assign(reason="warnings"), by_size.head(1).assign(reason="smallest tumour"),
+                           by_size.tail(1).assign(reason="largest tumour")]).drop_duplicates("patient_id")
+        rows += [{"centre": centre, "patient_id": r.patient_id, "reason": r.reason}
+                 for r in picks.head(per_centre).itertuples()]
+    return pd.DataFrame(rows, columns=["centre", "patient_id", "reason"])
+
+
+def qc_pictures_stage(qc_file: Path, paths: Paths) -> None:
+    """`mcrad qc-pictures`: copy the chosen cases' ingest QC pictures to qc/pictures/ with an index, so the report
+    reads declared files only."""
+    chosen = select_qc_pictures(read_table(qc_file))
+    paths.qc_pictures.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for r in chosen.itertuples():
+        source = paths.case(r.centre, r.patient_id).qc_picture
+        if source.is_file():  # ingest.qc_png may be off
+            shutil.copyfile(source, paths.qc_picture_copy(r.centre, r.patient_id))
+            kept.append(r.Index)
+    write_table(chosen.loc[kept], paths.qc_pictures_index)

@@ -12,8 +12,10 @@ import pandas as pd
 import SimpleITK as sitk
 
 from mcrad.cases import run_stage
-from mcrad.config import Paths
 from mcrad.errors import CaseError, McradError
+from mcrad.files import read_shards, write_json
+from mcrad.paths import CaseFiles, Paths
+from mcrad.stats import dice
 
 INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
 
@@ -84,20 +86,14 @@ def mr_intensities(image: sitk.Image, opts: dict, standard: list[float] | None) 
     return image
 
 
-def dice(a: sitk.Image, b: sitk.Image) -> float:
-    x, y = sitk.GetArrayViewFromImage(a) > 0, sitk.GetArrayViewFromImage(b) > 0
-    total = int(x.sum() + y.sum())
-    return 2.0 * np.count_nonzero(x & y) / total if total else 0.0
-
-
 def register_sequence(patient_id: str, seq: str, reference: sitk.Image, reference_mask: sitk.Image,
-                      grid: sitk.Image, case: Path, opts: dict, seed: int
+                      grid: sitk.Image, case: CaseFiles, opts: dict, seed: int
                       ) -> tuple[sitk.Image, sitk.Transform, dict[str, float]]:
     """One further sequence (ingest/image-<seq>) with the reference's intensity treatment, rigidly registered to
     the whole reference image and resampled once, straight onto `grid` (the reference's preprocessed grid).
     QC: final Mattes MI; with the sequence's own mask (ingest/seqmask-<seq>), its Dice against the reference mask
     after carrying it over. Raises CaseError when the registration fails or that Dice is under min_dice."""
-    source = case / "ingest" / f"image-{seq}.nii.gz"
+    source = case.ingest_sequence(seq)
     moving = mr_intensities(sitk.ReadImage(str(source)), opts, None)
     reg = opts["registration"]
     fix = ("check that this sequence is of the same patient and session as the reference and overlaps it "
@@ -114,11 +110,12 @@ def register_sequence(patient_id: str, seq: str, reference: sitk.Image, referenc
     image = sitk.Resample(moving, grid, transform, INTERPOLATORS[opts["image_interpolator"]], lowest,
                           sitk.sitkFloat32)
     qc = {f"reg_{seq}_mi": round(mi, 6)}
-    own = case / "ingest" / f"seqmask-{seq}.nii.gz"
+    own = case.ingest_sequence_mask(seq)
     if own.is_file():
         carried = sitk.Resample(sitk.ReadImage(str(own)), reference_mask, transform, sitk.sitkNearestNeighbor, 0,
                                 sitk.sitkUInt8)
-        qc[f"reg_{seq}_dice"] = round(dice(carried, reference_mask), 4)
+        qc[f"reg_{seq}_dice"] = round(dice(sitk.GetArrayViewFromImage(carried) > 0,
+                                           sitk.GetArrayViewFromImage(reference_mask) > 0), 4)
         if qc[f"reg_{seq}_dice"] < reg["min_dice"]:
             raise CaseError(patient_id, str(source), f"registration of {seq} to the reference looks wrong: its own "
                             f"mask carried over has Dice {qc[f'reg_{seq}_dice']:.3f} with the reference mask "
@@ -129,8 +126,8 @@ def register_sequence(patient_id: str, seq: str, reference: sitk.Image, referenc
 
 def preprocess_case(row: pd.Series, opts: dict, paths: Paths, standard: list[float] | None = None,
                     sequences: list[str] = (), seed: int = 0) -> dict[str, Any]:
-    case = paths.case_dir(row["centre"], row["patient_id"])
-    image_file, mask_file = case / "ingest" / "image.nii.gz", case / "ingest" / "mask.nii.gz"
+    case = paths.case(row["centre"], row["patient_id"])
+    image_file, mask_file = case.ingest_image, case.ingest_mask
     if opts["modality"] == "MR":  # body statistics and the bias field need the whole image
         whole = mr_intensities(sitk.ReadImage(str(image_file)), opts, standard)
         whole_mask = sitk.ReadImage(str(mask_file))
@@ -150,16 +147,15 @@ def preprocess_case(row: pd.Series, opts: dict, paths: Paths, standard: list[flo
     # config validation allows several sequences only for MR (whole and whole_mask are set)
     others = {seq: register_sequence(row["patient_id"], seq, whole, whole_mask, image, case, opts, seed)
               for seq in sequences[1:]}
-    out = case / "preprocess"
-    out.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(out / "image.nii.gz"), useCompression=True)
-    sitk.WriteImage(mask, str(out / "mask.nii.gz"), useCompression=True)
+    case.preprocess_dir.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(case.preprocess_image), useCompression=True)
+    sitk.WriteImage(mask, str(case.preprocess_mask), useCompression=True)
     result = {"pre_size": "x".join(map(str, image.GetSize())), "pre_mask_voxels": n_roi}
     if sequences:  # every sequence as image-<seq>, the reference too, so that features treats them alike
-        shutil.copyfile(out / "image.nii.gz", out / f"image-{sequences[0]}.nii.gz")
+        shutil.copyfile(case.preprocess_image, case.preprocess_sequence(sequences[0]))
     for seq, (registered, transform, qc) in others.items():
-        sitk.WriteImage(registered, str(out / f"image-{seq}.nii.gz"), useCompression=True)
-        sitk.WriteTransform(transform, str(out / f"transform-{seq}.tfm"))  # reference point -> sequence point
+        sitk.WriteImage(registered, str(case.preprocess_sequence(seq)), useCompression=True)
+        sitk.WriteTransform(transform, str(case.preprocess_transform(seq)))  # reference point -> sequence point
         result.update(qc)
     return result
 
@@ -176,14 +172,19 @@ def preprocess_shard(rows: pd.DataFrame, opts: dict, paths: Paths, strict: bool,
     sequences = list(sequences)
 
     def inputs(r: pd.Series) -> list[Path]:
-        d = paths.case_dir(r["centre"], r["patient_id"]) / "ingest"
-        own = [d / f"seqmask-{s}.nii.gz" for s in sequences[1:]]
-        return [d / "image.nii.gz", d / "mask.nii.gz", *([paths.nyul_standard] if standard else []),
-                *(d / f"image-{s}.nii.gz" for s in sequences[1:]), *(f for f in own if f.is_file())]
+        case = paths.case(r["centre"], r["patient_id"])
+        own = [case.ingest_sequence_mask(s) for s in sequences[1:]]
+        return [case.ingest_image, case.ingest_mask, *([paths.nyul_standard] if standard else []),
+                *(case.ingest_sequence(s) for s in sequences[1:]), *(f for f in own if f.is_file())]
 
     key_opts = {**opts, "sequences": sequences, "seed": seed} if sequences else opts
     return run_stage(rows, "preprocess", lambda r: preprocess_case(r, opts, paths, standard, sequences, seed),
                      inputs, paths, __file__, key_opts, strict)
+
+
+def nyul_fit_stage(shard_files: list[Path], opts: dict, paths: Paths) -> None:
+    """`mcrad nyul-fit`: Nyul standard landmarks from the training centre(s)' ingest shards."""
+    write_json(nyul_fit_study(read_shards(shard_files), opts, paths), paths.nyul_standard)
 
 
 def nyul_fit_study(train_rows: pd.DataFrame, opts: dict, paths: Paths, max_voxels: int = 200_000) -> dict:
@@ -195,7 +196,7 @@ def nyul_fit_study(train_rows: pd.DataFrame, opts: dict, paths: Paths, max_voxel
         raise McradError("Nyul standardisation: no usable training case to learn the landmarks from")
     samples = []
     for _, r in ok.iterrows():
-        image = sitk.ReadImage(str(paths.case_dir(r["centre"], r["patient_id"]) / "ingest" / "image.nii.gz"))
+        image = sitk.ReadImage(str(paths.case(r["centre"], r["patient_id"]).ingest_image))
         body = body_mask(image)
         if opts["mr_n4"]:
             image = n4_correct(image, body)

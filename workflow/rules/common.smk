@@ -1,13 +1,15 @@
-# Validation and small helpers only: the config is checked against the schema and the cohort sheet is
-# checked (columns, ids, centres, files) before any job runs.
-import re
+# Shared by every rule file: the validated config, the study plan, the paths, and the file lists rules use.
+# The config is checked against the schema and the cohort sheet (columns, ids, centres, files) before any job runs.
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mcrad.config import Paths, load_config
+from mcrad.config import load_config
+from mcrad.dag import StudyFiles, alternatives, job_environment
 from mcrad.errors import McradError
+from mcrad.paths import Paths
 from mcrad.plan import code_hash, options, plan_study
 
 try:
@@ -17,17 +19,20 @@ except McradError as exc:
     raise WorkflowError(f"mcrad: {exc}") from None
 
 PATHS = Paths.from_config(CFG)
+FILES = StudyFiles(CFG, PLAN, PATHS)
+job_environment(sys.executable, Path(workflow.basedir) / "workflow")
+CONDA_ENV = str(Path(workflow.basedir) / "envs" / "mcrad.yaml")
 ROOT = str(PATHS.root)
-MCRAD = f"{shlex.quote(sys.executable)} -m mcrad.cli"
+
 STRICT = "--strict" if CFG["study"]["strict"] else ""
-ENDPOINTS = [ep["name"] for ep in CFG["endpoints"]]
-
-
-def _alternatives(values):
-    return "|".join(re.escape(v) for v in values) or "$^"
+ENDPOINTS = FILES.endpoints
+SEQUENCES = ",".join(CFG["cohort"]["sequences"])
+SEED = CFG["study"]["seed"]
+# deep and auto-segmentation jobs: a GPU unless the config says CPU
+DEEP_RESOURCES = {"mem_mb": CFG["deep"]["mem_mb"], "gpu": 0 if CFG["deep"]["device"] == "cpu" else 1}
 
 
 wildcard_constraints:
-    shard=_alternatives(PLAN.shards),
-    centre=_alternatives(PLAN.centres),
-    endpoint=_alternatives(ENDPOINTS),
+    shard=alternatives(PLAN.shards),
+    centre=alternatives(PLAN.centres),
+    endpoint=alternatives(ENDPOINTS),

@@ -5,32 +5,34 @@ rule features:
     input:
         shard=PATHS.shard_table("segment", "{shard}"),
         params=CFG["features"]["params"],
-        autoseg=lambda w: autoseg_for_features(w.shard),
+        autoseg=lambda w: FILES.autoseg_of(w.shard),
     output:
         PATHS.shard_table("features", "{shard}"),
     params:
-        code=code_hash("features", "cases", "segment"),
+        root=FILES.root,
+        sequences=SEQUENCES,
+        strict=STRICT,
+        code=code_hash("features"),
         opts=options(CFG, "features"),
         segment=options(CFG, "segment"),
-        sequences=",".join(CFG["cohort"]["sequences"]),
-        root=ROOT,
-        auto_masks=lambda w: "--auto-masks" if autoseg_for_features(w.shard) else "",
+        auto_masks=lambda w: "--auto-masks" if FILES.autoseg_of(w.shard) else "",
     group:
         # auto masks come from outside the per-shard group (autoseg of the whole centre), so features leave it
-        "features" if AUTOSEG_FOR_FEATURES else "cases"
+        "features" if PLAN.autoseg_features else "cases"
     log:
         PATHS.log("features/{shard}"),
     benchmark:
-        PATHS.root / "benchmarks" / "features" / "{shard}.tsv"
+        PATHS.benchmark("features", "{shard}")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} features --shard {input.shard:q} --options {params.opts:q} --segment-options {params.segment:q}"
-        " --sequences={params.sequences:q} --root {params.root:q} {STRICT} {params.auto_masks} --out {output:q}"
-        " > {log:q} 2>&1"
+        "python -m mcrad.cli features --shard {input.shard:q} --options {params.opts:q} --segment-options {params.segment:q}"
+        " --sequences={params.sequences:q} --root {params.root:q} {params.strict} {params.auto_masks} --out {output:q} > {log:q} 2>&1"
 
 
 rule features_centre:
     input:
-        lambda w: [PATHS.shard_table("features", s) for s in PLAN.shards_of(w.centre)],
+        lambda w: FILES.shard_tables("features", [w.centre]),
     output:
         features=PATHS.raw_features("{centre}"),
         quarantine=PATHS.quarantine_centre("{centre}"),
@@ -39,8 +41,10 @@ rule features_centre:
         code=code_hash("features"),
     log:
         PATHS.log("features_centre/{centre}"),
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} gather --shards {input:q} --out {output.features:q} --quarantine {output.quarantine:q}"
+        "python -m mcrad.cli gather --shards {input:q} --out {output.features:q} --quarantine {output.quarantine:q}"
         " --flags {output.flags:q} > {log:q} 2>&1"
 
 
@@ -54,13 +58,15 @@ rule features_study:
         quarantine=PATHS.qc_quarantine,
         flags=PATHS.feature_flags(),
     params:
-        code=code_hash(),
+        code=code_hash("study"),
     log:
         PATHS.log("features_study"),
+    conda:
+        CONDA_ENV
     shell:
-        "({MCRAD} concat --inputs {input.features:q} --out {output.features:q} &&"
-        " {MCRAD} concat --inputs {input.quarantine:q} --out {output.quarantine:q} &&"
-        " {MCRAD} concat --inputs {input.flags:q} --out {output.flags:q}) > {log:q} 2>&1"
+        "(python -m mcrad.cli concat --inputs {input.features:q} --out {output.features:q} &&"
+        " python -m mcrad.cli concat --inputs {input.quarantine:q} --out {output.quarantine:q} &&"
+        " python -m mcrad.cli concat --inputs {input.flags:q} --out {output.flags:q}) > {log:q} 2>&1"
 
 
 rule robustness:
@@ -70,17 +76,19 @@ rule robustness:
     output:
         PATHS.robustness,
     params:
-        code=code_hash("features", "segment"),
+        root=FILES.root,
+        seed=SEED,
+        sequences=SEQUENCES,
+        code=code_hash("features"),
         opts=options(CFG, "features"),
         segment=options(CFG, "segment"),
-        sequences=",".join(CFG["cohort"]["sequences"]),
-        seed=CFG["study"]["seed"],
-        root=ROOT,
     log:
         PATHS.log("robustness"),
     benchmark:
-        PATHS.root / "benchmarks" / "robustness.tsv"
+        PATHS.benchmark("robustness")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} robustness --features {input.features:q} --options {params.opts:q}"
+        "python -m mcrad.cli robustness --features {input.features:q} --options {params.opts:q}"
         " --segment-options {params.segment:q} --sequences={params.sequences:q} --seed {params.seed}"
         " --root {params.root:q} --out {output:q} > {log:q} 2>&1"

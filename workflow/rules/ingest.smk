@@ -1,11 +1,4 @@
 # Ingest: per-centre clinical tables, and per shard: read, check and canonicalise images and masks.
-from mcrad.cohort import sequence_inputs
-
-# MR Nyul standardisation (preprocess.smk): preprocess waits for a fit over all training cases' ingest, so ingest
-# cannot share the per-shard job group with preprocess then.
-NYUL = (CFG["preprocess"]["modality"], CFG["preprocess"]["mr_normalise"]) == ("MR", "nyul")
-# multi-sequence MRI: the other sequences' files of each patient (sheet columns image_<SEQ>, mask_<SEQ>)
-SEQUENCE_FILES = sequence_inputs(PLAN.sheet, CFG) if not PLAN.synthetic else {}
 
 
 rule cohort_tables:
@@ -15,47 +8,70 @@ rule cohort_tables:
         tables=[PATHS.cohort_table(c) for c in PLAN.centres],
         predictors=[PATHS.predictors_table(c) for c in PLAN.centres],
     params:
-        code=code_hash("cohort"),
+        code=code_hash("study"),
         cfg=options(CFG, "cohort", "design", "endpoints"),
         centres=PLAN.centres,
     log:
         PATHS.log("cohort_tables"),
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} cohort-tables --sheet {input:q} --config {params.cfg:q} --centres {params.centres:q}"
+        "python -m mcrad.cli cohort-tables --sheet {input:q} --config {params.cfg:q} --centres {params.centres:q}"
         " --out {output.tables:q} --predictors {output.predictors:q} > {log:q} 2>&1"
 
 
 rule ingest:
     input:
         sheet=PLAN.sheet,
-        files=lambda w: [f for p in PLAN.shards[w.shard]
-                         for f in PLAN.case_files.get(p, []) + SEQUENCE_FILES.get(p, [])],
+        files=lambda w: [f for p in PLAN.shards[w.shard] for f in PLAN.case_files.get(p, [])],
     output:
         PATHS.shard_table("ingest", "{shard}"),
     params:
-        code=code_hash("ingest", "dicom", "cases", "cohort"),
+        root=FILES.root,
+        strict=STRICT,
+        code=code_hash("ingest"),
         patients=lambda w: ",".join(PLAN.shards[w.shard]),
         cfg=options(CFG, "cohort", "design", "endpoints", "ingest"),
-        root=ROOT,
     group:
-        "ingest" if NYUL else "cases"
+        # MR Nyul standardisation: preprocess waits for a fit over every training case's ingest
+        "ingest" if PLAN.nyul else "cases"
     log:
         PATHS.log("ingest/{shard}"),
     benchmark:
-        PATHS.root / "benchmarks" / "ingest" / "{shard}.tsv"
+        PATHS.benchmark("ingest", "{shard}")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} ingest --sheet {input.sheet:q} --config {params.cfg:q} --patients {params.patients:q}"
-        " --root {params.root:q} {STRICT} --out {output:q} > {log:q} 2>&1"
+        "python -m mcrad.cli ingest --sheet {input.sheet:q} --config {params.cfg:q} --patients {params.patients:q}"
+        " --root {params.root:q} {params.strict} --out {output:q} > {log:q} 2>&1"
 
 
 rule qc_ingest:
     input:
-        [PATHS.shard_table("ingest", s) for s in PLAN.shards],
+        FILES.shard_tables("ingest"),
     output:
         PATHS.qc_ingest,
     params:
-        code=code_hash(),
+        code=code_hash("study"),
     log:
         PATHS.log("qc_ingest"),
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} concat --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m mcrad.cli concat --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule qc_pictures:
+    input:
+        PATHS.qc_ingest,
+    output:
+        directory(PATHS.qc_pictures),
+    params:
+        root=FILES.root,
+        code=code_hash("ingest"),
+    log:
+        PATHS.log("qc_pictures"),
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m mcrad.cli qc-pictures --qc {input:q} --root {params.root:q} > {log:q} 2>&1"

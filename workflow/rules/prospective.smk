@@ -3,22 +3,25 @@
 
 rule predict_prospective:
     input:
-        bundles=lambda w: [PATHS.bundle(w.endpoint, m) / "manifest.json" for m in models_of(w.endpoint)],
+        bundles=lambda w: FILES.bundle_manifests(w.endpoint),
         features=[PATHS.harmonised_external(c) for c in PLAN.prospective],
-        deep=lambda w: deep_of(w.endpoint, PLAN.prospective),
+        deep=lambda w: FILES.deep_of(w.endpoint, PLAN.prospective),
         # label-free tables (clinical predictors only): an outcome edit reruns evaluate, never predict
-        cohort=[PATHS.predictors_table(c) for c in PLAN.prospective],
+        predictors=[PATHS.predictors_table(c) for c in PLAN.prospective],
     output:
         PATHS.prospective_predictions("{endpoint}"),
     params:
-        code=code_hash("prospective", "validate", "model"),
-        bundles=lambda w: [PATHS.bundle(w.endpoint, m) for m in models_of(w.endpoint)],
+        code=code_hash("prospective"),
+        bundles=lambda w: [PATHS.bundle(w.endpoint, m) for m in PLAN.models_of(w.endpoint)],
     log:
         PATHS.log("predict_prospective/{endpoint}"),
+    benchmark:
+        PATHS.benchmark("predict_prospective", "{endpoint}")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} predict --bundle {params.bundles:q} --features {input.features:q} --deep {input.deep:q}"
-        " --cohort {input.cohort:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "python -m mcrad.cli predict --bundle {params.bundles:q} --features {input.features:q} --deep {input.deep:q}"
+        " --cohort {input.predictors:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_prospective:
@@ -29,10 +32,12 @@ rule evaluate_prospective:
         metrics=PATHS.prospective_metrics("{endpoint}"),
         paired=PATHS.prospective_paired("{endpoint}"),
     params:
-        code=code_hash("prospective", "validate", "model"),
+        code=code_hash("prospective"),
         cfg=options(CFG, "endpoints", "validate"),
     log:
         PATHS.log("evaluate_prospective/{endpoint}"),
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} evaluate --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --predictions {input.predictions:q}"
+        "python -m mcrad.cli evaluate --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --predictions {input.predictions:q}"
         " --cohort {input.cohort:q} --out {output.metrics:q} --paired {output.paired:q} > {log:q} 2>&1"

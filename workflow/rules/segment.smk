@@ -1,4 +1,5 @@
-# Segment: tumour and peritumoral ROIs for each case of a shard; see workflow/mcrad/segment.py.
+# Segment: tumour and peritumoral ROIs for each case of a shard; and, with deep.autoseg, a MONAI UNet that learns
+# the training centre's provided masks and predicts a mask for every case (Dice per centre in the report).
 
 
 rule segment:
@@ -7,97 +8,87 @@ rule segment:
     output:
         PATHS.shard_table("segment", "{shard}"),
     params:
-        code=code_hash("segment", "cases"),
+        root=FILES.root,
+        strict=STRICT,
+        code=code_hash("segment"),
         opts=options(CFG, "segment"),
-        root=ROOT,
     group:
         "cases"
     log:
         PATHS.log("segment/{shard}"),
     benchmark:
-        PATHS.root / "benchmarks" / "segment" / "{shard}.tsv"
+        PATHS.benchmark("segment", "{shard}")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} segment --shard {input:q} --options {params.opts:q} --root {params.root:q} {STRICT}"
+        "python -m mcrad.cli segment --shard {input:q} --options {params.opts:q} --root {params.root:q} {params.strict}"
         " --out {output:q} > {log:q} 2>&1"
-
-
-# Auto-segmentation (deep.autoseg): a MONAI UNet learns the training centre's provided masks, then predicts a mask
-# for every case; Dice against the provided masks per centre goes to the report.
-AUTOSEG = CFG["deep"]["autoseg"]["activate"]
-AUTOSEG_DIR = PATHS.autoseg_dice.parent / "autoseg"
-AUTOSEG_RESOURCES = {"mem_mb": CFG["deep"]["mem_mb"], "gpu": 0 if CFG["deep"]["device"] == "cpu" else 1}
-AUTOSEG_OUTPUTS = [PATHS.autoseg_dice] if AUTOSEG else []
-# deep.autoseg.use_for_features: the other centres' features come from the auto ROIs, which autoseg_predict writes
-# for a whole centre; its Dice table is what a features shard waits for. Training centres keep the provided masks.
-AUTOSEG_FOR_FEATURES = CFG["deep"]["autoseg"]["use_for_features"]
-if AUTOSEG_FOR_FEATURES and not AUTOSEG:
-    raise WorkflowError("mcrad: deep.autoseg.use_for_features is true but deep.autoseg.activate is false. "
-                        "Fix: set deep.autoseg.activate: true, or use_for_features: false.")
-
-
-def autoseg_for_features(shard):
-    """The auto-segmentation output the features of `shard` need: none when off or for a training centre."""
-    centre = next(c for c in PLAN.centres if shard in PLAN.shards_of(c))
-    return [AUTOSEG_DIR / f"dice_{centre}.tsv"] if AUTOSEG_FOR_FEATURES and centre not in PLAN.train else []
 
 
 rule autoseg_train:
     input:
-        [PATHS.shard_table("preprocess", s) for c in PLAN.train for s in PLAN.shards_of(c)],
+        FILES.shard_tables("preprocess", PLAN.train),
     output:
-        unet=AUTOSEG_DIR / "unet.pt",
-        meta=AUTOSEG_DIR / "unet.json",
+        unet=PATHS.autoseg_network,
+        meta=PATHS.autoseg_network_meta,
     params:
-        code=code_hash("segment", "deep"),
+        root=FILES.root,
+        seed=SEED,
+        code=code_hash("autoseg"),
         opts=options(CFG, "deep"),
-        seed=CFG["study"]["seed"],
-        root=ROOT,
-        out_dir=AUTOSEG_DIR,
     threads: CFG["deep"]["threads"]
     resources:
-        **AUTOSEG_RESOURCES,
+        **DEEP_RESOURCES,
     log:
         PATHS.log("autoseg_train"),
+    benchmark:
+        PATHS.benchmark("autoseg_train")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} autoseg-train --options {params.opts:q} --seed {params.seed} --shards {input:q}"
-        " --root {params.root:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m mcrad.cli autoseg-train --options {params.opts:q} --seed {params.seed} --shards {input:q} --root {params.root:q}"
+        " > {log:q} 2>&1"
 
 
 rule autoseg_predict:
     input:
-        shards=lambda w: [PATHS.shard_table("preprocess", s) for s in PLAN.shards_of(w.centre)],
-        unet=AUTOSEG_DIR / "unet.pt",
-        meta=AUTOSEG_DIR / "unet.json",
+        shards=lambda w: FILES.shard_tables("preprocess", [w.centre]),
+        unet=PATHS.autoseg_network,
+        meta=PATHS.autoseg_network_meta,
     output:
-        AUTOSEG_DIR / "dice_{centre}.tsv",
+        PATHS.autoseg_centre("{centre}"),
     params:
-        code=code_hash("segment", "deep"),
-        seed=CFG["study"]["seed"],
-        root=ROOT,
-        model_dir=AUTOSEG_DIR,
+        root=FILES.root,
+        seed=SEED,
+        code=code_hash("autoseg"),
         segment=options(CFG, "segment"),
     threads: CFG["deep"]["threads"]
     resources:
-        **AUTOSEG_RESOURCES,
+        **DEEP_RESOURCES,
     log:
         PATHS.log("autoseg_predict/{centre}"),
+    benchmark:
+        PATHS.benchmark("autoseg_predict", "{centre}")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} autoseg-predict --model-dir {params.model_dir:q} --seed {params.seed} --shards {input.shards:q}"
-        " --segment-options {params.segment:q}"
+        "python -m mcrad.cli autoseg-predict --seed {params.seed} --shards {input.shards:q} --segment-options {params.segment:q}"
         " --root {params.root:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule autoseg_dice:
     input:
-        [AUTOSEG_DIR / f"dice_{c}.tsv" for c in PLAN.centres],
+        [PATHS.autoseg_centre(c) for c in PLAN.centres],
     output:
         PATHS.autoseg_dice,
     params:
-        code=code_hash("segment"),
+        code=code_hash("autoseg"),
         train=PLAN.train,
-        use="--use-for-features" if AUTOSEG_FOR_FEATURES else "",
+        use="--use-for-features" if PLAN.autoseg_features else "",
     log:
         PATHS.log("autoseg_dice"),
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} autoseg-summary --inputs {input:q} --train {params.train:q} {params.use} --out {output:q}"
+        "python -m mcrad.cli autoseg-summary --inputs {input:q} --train {params.train:q} {params.use} --out {output:q}"
         " > {log:q} 2>&1"

@@ -6,11 +6,13 @@ if PLAN.synthetic:
             sheet=PATHS.synth_sheet,
             truth=PATHS.synth_truth,
         params:
-            code=code_hash("synth"),
+            seed=SEED,
+            code=code_hash("study"),
             opts=options(CFG["cohort"], "synthetic"),
-            seed=CFG["study"]["seed"],
             out=PATHS.synth_dir,
         log:
             PATHS.log("synth_cohort"),
+        conda:
+            CONDA_ENV
         shell:
-            "{MCRAD} synth --options {params.opts:q} --seed {params.seed} --out-dir {params.out:q} > {log:q} 2>&1"
+            "python -m mcrad.cli synth --options {params.opts:q} --seed {params.seed} --out-dir {params.out:q} > {log:q} 2>&1"

@@ -1,31 +1,36 @@
-# Validate (stage 2): the locked bundles score every external centre; metrics per centre and pooled.
-COMPARE = CFG["harmonise"]["activate"] and CFG["harmonise"]["compare"] and bool(PLAN.external)
+# Validate (stage 2): the locked bundles score every external centre; metrics per centre and pooled, paired
+# tests, curve tables for the report, and with harmonise.compare the same metrics without ComBat.
 
 
 rule validate:
     input:
-        bundles=lambda w: [PATHS.bundle(w.endpoint, m) / "manifest.json" for m in models_of(w.endpoint)],
-        internal=lambda w: internal_of(w.endpoint),
+        bundles=lambda w: FILES.bundle_manifests(w.endpoint),
+        internal=lambda w: FILES.internal_of(w.endpoint),
         features=[PATHS.harmonised_external(c) for c in PLAN.external],
-        deep=lambda w: deep_of(w.endpoint, PLAN.external),
+        deep=lambda w: FILES.deep_of(w.endpoint, PLAN.external),
         cohort=[PATHS.cohort_table(c) for c in PLAN.external],
-        raw=[PATHS.raw_features(c) for c in PLAN.external] if COMPARE else [],
+        raw=[PATHS.raw_features(c) for c in PLAN.external] if FILES.compare else [],
     output:
         metrics=report(PATHS.metrics("{endpoint}"), caption="../report/metrics.rst", category="Validation",
                        subcategory="{endpoint}"),
         predictions=PATHS.predictions("{endpoint}"),
         paired=PATHS.paired("{endpoint}"),
-        comparison=[PATHS.comparison("{endpoint}")] if COMPARE else [],
+        curves=directory(PATHS.curves_dir("{endpoint}")),
+        comparison=[PATHS.comparison("{endpoint}")] if FILES.compare else [],
     params:
-        code=code_hash("validate", "model"),
+        root=FILES.root,
+        code=code_hash("validate"),
         cfg=options(CFG, "endpoints", "validate"),
-        models=lambda w: PATHS.root / "models" / w.endpoint,
-        names=lambda w: models_of(w.endpoint),
+        models_dir=lambda w: PATHS.models_dir(w.endpoint),
+        names=lambda w: PLAN.models_of(w.endpoint),
     log:
         PATHS.log("validate/{endpoint}"),
+    benchmark:
+        PATHS.benchmark("validate", "{endpoint}")
+    conda:
+        CONDA_ENV
     shell:
-        "{MCRAD} validate --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --models-dir {params.models:q}"
-        " --models {params.names:q} --internal {input.internal:q} --features {input.features:q} --deep {input.deep:q}"
-        " --cohort {input.cohort:q}"
-        " --raw-features {input.raw:q} --comparison {output.comparison:q}"
-        " --metrics {output.metrics:q} --predictions {output.predictions:q} --paired {output.paired:q} > {log:q} 2>&1"
+        "python -m mcrad.cli validate --config {params.cfg:q} --endpoint {wildcards.endpoint:q}"
+        " --models-dir {params.models_dir:q} --models {params.names:q} --internal {input.internal:q}"
+        " --features {input.features:q} --cohort {input.cohort:q} --deep {input.deep:q} --raw-features {input.raw:q}"
+        " --root {params.root:q} > {log:q} 2>&1"

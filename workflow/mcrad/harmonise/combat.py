@@ -1,4 +1,4 @@
-"""ComBat harmonisation that never lets an external centre touch training: fit on the training centre(s) with
+"""ComBat that never lets an external centre touch training: fit on the training centre(s) with
 the first one as reference batch, then map any centre, seen or unseen, onto that reference.
 
 The location/scale fit and the empirical-Bayes estimation are neuroCombat's own functions; its
@@ -17,7 +17,6 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 from mcrad.errors import McradError
 
 nc = importlib.import_module("neuroCombat.neuroCombat")  # the module; the package re-exports only the function
+
+
 log = logging.getLogger("mcrad")
 
 
@@ -259,162 +260,3 @@ class ComBat(TransformerMixin, BaseEstimator):
         return model
 
 
-def split_constant(X: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
-    """Features that vary in the reference data, and a table of those excluded (constant) with the reason."""
-    std = X.std(axis=0, ddof=0)
-    # NaN = a feature some training case could not give (qc/feature_flags.tsv says why): ComBat needs complete data
-    missing = list(X.columns[X.isna().any()])
-    constant = [c for c in std.index[~(std > 0)] if c not in missing]
-    excluded = pd.concat([
-        pd.DataFrame({"feature": constant, "reason": "constant in the training centre(s): carries no "
-                      "information and cannot be standardised"}),
-        pd.DataFrame({"feature": missing, "reason": [f"NaN for {int(X[c].isna().sum())} training case(s) "
-                                                     "(see qc/feature_flags.tsv)" for c in missing]}),
-    ], ignore_index=True)
-    return [c for c in X.columns if c not in constant and c not in missing], excluded
-
-
-def from_options(opts: dict[str, Any], ref_batch: str, clinical: list[dict]) -> ComBat:
-    """The workflow's harmoniser: the config's `harmonise` section, covariates typed by `cohort.clinical`."""
-    types = {c["name"]: c["type"] for c in clinical}
-    covariates = opts.get("covariates", [])
-    return ComBat(ref_batch=ref_batch, parametric=opts["parametric"], eb=opts["eb"], mean_only=opts["mean_only"],
-                  min_batch_size=opts["min_batch_size"],
-                  categorical=tuple(c for c in covariates if types[c] == "categorical"),
-                  continuous=tuple(c for c in covariates if types[c] != "categorical"))
-
-
-def _covariates(model: ComBat, features: pd.DataFrame, cohort: pd.DataFrame | None) -> pd.DataFrame | None:
-    names = [*model.categorical, *model.continuous]
-    if not names:
-        return None
-    cov = cohort.set_index("patient_id")
-    missing = sorted(set(features["patient_id"]) - set(cov.index))
-    if missing:
-        raise McradError(f"ComBat covariates: patients {missing[:5]} have features but no cohort row.")
-    return cov.loc[features["patient_id"], names]
-
-
-def fit_training(features: pd.DataFrame, cohort: pd.DataFrame | None, train_centres: list[str],
-                 opts: dict[str, Any], clinical: list[dict]) -> tuple[ComBat | None, pd.DataFrame, pd.DataFrame]:
-    """(fitted model or None when off, harmonised training features, excluded-feature table)."""
-    meta = ["patient_id", "centre"]
-    feats = [c for c in features.columns if c not in meta]
-    X = features.set_index("patient_id")[feats]
-    keep, excluded = split_constant(X)
-    if not opts["activate"]:
-        return None, features[meta + keep], excluded
-    model = from_options(opts, train_centres[0], clinical)
-    batch = features.set_index("patient_id")["centre"]
-    cov = _covariates(model, features, cohort)
-    model.fit(X[keep], batch, cov)
-    out = model.transform(X[keep], batch, cov).reset_index()
-    out.insert(1, "centre", batch.to_numpy())
-    return model, out, excluded
-
-
-def apply(model: ComBat | None, features: pd.DataFrame, keep: list[str], cohort: pd.DataFrame | None = None
-          ) -> pd.DataFrame:
-    if model is None:
-        return features[["patient_id", "centre", *keep]]
-    X = features.set_index("patient_id")
-    out = model.transform(X[keep], X["centre"], _covariates(model, features, cohort)).reset_index()
-    out.insert(1, "centre", X["centre"].to_numpy())
-    return out
-
-
-def save(model: ComBat | None, keep: list[str], path: str | Path) -> None:
-    """The fitted harmoniser, or a record that harmonisation is off, with the features that go on."""
-    if model is None:
-        Path(path).write_text(json.dumps({"method": "none", "features": keep}, sort_keys=True) + "\n")
-    else:
-        model.to_json(path)
-
-
-def load(path: str | Path) -> tuple[ComBat | None, list[str]]:
-    state = json.loads(Path(path).read_text())
-    if state.get("method") == "none":
-        return None, state["features"]
-    model = ComBat.from_json(path)
-    return model, model.features_
-
-
-# ---- diagnostics: does harmonisation remove the centre and keep the signal? --------------------------------
-def _feature_matrix(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    return features[columns].to_numpy(float)
-
-
-def centre_identifiability(X: np.ndarray, centre: np.ndarray, seed: int, folds: int = 5) -> float:
-    """Cross-validated AUC of telling centres apart from the features (one-vs-rest macro AUC for several)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    folds = min(folds, int(pd.Series(centre).value_counts().min()))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-    proba = cross_val_predict(clf, X, centre, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                              method="predict_proba")
-    labels = np.unique(centre)
-    if len(labels) == 2:
-        return float(roc_auc_score(centre == labels[1], proba[:, 1]))
-    return float(roc_auc_score(centre, proba, multi_class="ovr", average="macro", labels=labels))
-
-
-def outcome_auc(X: np.ndarray, y: np.ndarray, seed: int, folds: int = 5) -> float:
-    """Cross-validated AUC of a ridge logistic model of the outcome: the signal harmonisation must keep."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
-    cv = StratifiedKFold(min(folds, int(np.bincount(y).min())), shuffle=True, random_state=seed)
-    return float(roc_auc_score(y, cross_val_predict(clf, X, y, cv=cv, method="predict_proba")[:, 1]))
-
-
-def kruskal_pvalues(features: pd.DataFrame, columns: list[str]) -> pd.Series:
-    from scipy.stats import kruskal
-
-    groups = [g for _, g in features.groupby("centre")]
-    p = {}
-    for col in columns:
-        values = [g[col].to_numpy(float) for g in groups]
-        p[col] = np.nan if np.ptp(np.concatenate(values)) == 0 else float(kruskal(*values).pvalue)
-    return pd.Series(p)
-
-
-def pca_coordinates(features: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
-
-    pcs = PCA(2, svd_solver="full").fit_transform(StandardScaler().fit_transform(_feature_matrix(features, columns)))
-    return pd.DataFrame({"patient_id": features["patient_id"].to_numpy(), "centre": features["centre"].to_numpy(),
-                         "pc1": pcs[:, 0], "pc2": pcs[:, 1]})
-
-
-def diagnostics(raw: pd.DataFrame, harmonised: pd.DataFrame, labels: dict[str, pd.Series], train: list[str],
-                seed: int) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """Before/after: centre identifiability, per-feature Kruskal-Wallis p across centres, PCA, and the
-    training centre's outcome AUC per endpoint. Uses unlabelled features of every centre and training labels
-    only; nothing here flows back into training."""
-    columns = [c for c in harmonised.columns if c not in ("patient_id", "centre")]
-    raw = raw.set_index("patient_id").loc[harmonised["patient_id"]].reset_index()
-    summary: dict[str, Any] = {"features": len(columns), "centres": sorted(harmonised["centre"].unique())}
-    kw = pd.DataFrame({"feature": columns})
-    pca = []
-    for name, table in (("before", raw), ("after", harmonised)):
-        centre = table["centre"].to_numpy()
-        if len(np.unique(centre)) > 1:
-            summary[f"centre_auc_{name}"] = centre_identifiability(_feature_matrix(table, columns), centre, seed)
-            kw[f"p_{name}"] = kruskal_pvalues(table, columns).to_numpy()
-            summary[f"kruskal_p_below_0.05_{name}"] = int((kw[f"p_{name}"] < 0.05).sum())
-        pca.append(pca_coordinates(table, columns).assign(harmonisation=name))
-        is_train = table["centre"].isin(train).to_numpy()
-        for endpoint, y in labels.items():
-            yy = y.loc[table.loc[is_train, "patient_id"]].to_numpy(int)
-            summary[f"train_outcome_auc_{endpoint}_{name}"] = outcome_auc(
-                _feature_matrix(table[is_train], columns), yy, seed)
-    return summary, kw, pd.concat(pca, ignore_index=True)

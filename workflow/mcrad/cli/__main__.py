@@ -1,0 +1,5 @@
+import sys
+
+from mcrad.cli import main
+
+sys.exit(main())

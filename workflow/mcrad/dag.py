@@ -1,0 +1,111 @@
+"""The file lists the Snakemake rules name as inputs and outputs, beyond a single Paths entry: which shard tables
+a centre has, which bundles an endpoint locks, which benchmark files the report sums. Kept here (not as
+functions in the rule files) so that every rule file reads them the same way and they are unit-tested."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcrad.paths import Paths
+from mcrad.plan import StudyPlan
+
+# report figures shown under "Models" in Snakemake's report; the others under "Validation"
+MODEL_FIGURES = ("nomogram", "shap")
+# per-case stages: one benchmark file per shard
+CASE_STAGES = ("ingest", "preprocess", "segment", "features")
+
+
+def alternatives(values: list[str]) -> str:
+    """A wildcard constraint that matches exactly these values (nothing when there are none)."""
+    return "|".join(re.escape(v) for v in values) or "$^"
+
+
+def job_environment(python: str, package_dir: Path) -> None:
+    """Jobs run `python -m mcrad.cli`: this interpreter's (its folder first on PATH), or with `--sdm conda` the
+    env's (envs/mcrad.yaml; activation puts it first), with the mcrad package read from workflow/ either way."""
+    os.environ["PATH"] = os.pathsep.join(filter(None, [str(Path(python).parent), os.environ.get("PATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    cfg: dict[str, Any]
+    plan: StudyPlan
+    paths: Paths
+
+    def root(self, wildcards: Any = None) -> str:
+        """--root of a job: the study's results folder. Jobs read case folders and shard tables under it through
+        Paths, so every job needs the shared filesystem (as on SLURM)."""
+        return str(self.paths.root)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [ep.name for ep in self.plan.endpoints]
+
+    def shard_tables(self, stage: str, centres: list[str] | None = None) -> list[Path]:
+        """The shard tables of a per-case stage, for some centres (default: all)."""
+        return [self.paths.shard_table(stage, s) for c in (centres or self.plan.centres)
+                for s in self.plan.shards_of(c)]
+
+    def bundle_manifests(self, endpoint: str) -> list[Path]:
+        return [self.paths.bundle_manifest(endpoint, m) for m in self.plan.models_of(endpoint)]
+
+    def internal_of(self, endpoint: str) -> list[Path]:
+        """Out-of-fold training predictions of every model of the endpoint."""
+        return [self.paths.internal_predictions(endpoint)] + (
+            [self.paths.internal_predictions_fusion(endpoint)] if self.plan.fused(endpoint) else [])
+
+    def deep_of(self, endpoint: str, centres: list[str]) -> list[Path]:
+        """The deep stage's tables the endpoint's deep and fusion models read for these centres."""
+        return [self.paths.deep_features(endpoint, c) for c in centres] if self.plan.fused(endpoint) else []
+
+    def autoseg_of(self, shard: str) -> list[Path]:
+        """The auto-segmentation output the features of `shard` wait for: none when off or for a training centre."""
+        return [self.paths.autoseg_centre(self.plan.centre_of(shard))] if self.plan.autoseg_masks(shard) else []
+
+    @property
+    def deep_outputs(self) -> list[Path]:
+        eps, centres = self.plan.deep_endpoints, self.plan.centres
+        return ([self.paths.deep_features(ep, c) for ep in eps for c in centres]
+                + [f(ep) for ep in eps for f in (self.paths.deep_curves, self.paths.deep_network_meta)]
+                + [self.paths.deep_gradcam(ep, c) for ep in eps for c in centres])
+
+    @property
+    def autoseg_outputs(self) -> list[Path]:
+        return [self.paths.autoseg_dice] if self.plan.autoseg else []
+
+    @property
+    def compare(self) -> bool:
+        """harmonise.compare: the external centres are scored with and without ComBat."""
+        h = self.cfg["harmonise"]
+        return h["activate"] and h["compare"] and bool(self.plan.external)
+
+    def benchmark_files(self) -> list[Path]:
+        """The benchmark file of every job that has one (what the report's runtime table sums)."""
+        plan, bench, eps = self.plan, self.paths.benchmark, self.endpoints
+        files = [bench(stage, s) for stage in CASE_STAGES for s in plan.shards]
+        files += [bench(rule) for rule in ("harmonise_fit", "harmonise_diagnostics")]
+        files += [bench("robustness")] if self.cfg["features"]["robustness"]["activate"] else []
+        files += [bench(rule, ep) for rule in ("train", "explain", "validate") for ep in eps]
+        files += [bench("train_fusion", ep) for ep in eps if plan.fused(ep)]
+        files += [bench("predict_prospective", ep) for ep in eps] if plan.prospective else []
+        files += [bench("deep_train", ep) for ep in plan.deep_endpoints]
+        files += [bench("deep_score", f"{ep}.{c}") for ep in plan.deep_endpoints for c in plan.centres
+                  if c not in plan.train]
+        if plan.autoseg:
+            files += [bench("autoseg_train")] + [bench("autoseg_predict", c) for c in plan.centres]
+        return files
+
+    def report_figures(self) -> list[dict[str, Any]]:
+        """The report's per-endpoint figures with their Snakemake-report caption, category and labels."""
+        figures = []
+        for ep in self.plan.endpoints:
+            for kind in (*ep.figure_kinds, "shap"):
+                category = "Models" if kind in MODEL_FIGURES else "Validation"
+                figures.append({"path": self.paths.figure(f"{kind}_{ep.name}"), "caption": f"../report/{kind}.rst",
+                                "category": category, **({} if category == "Models" else {"subcategory": ep.name}),
+                                "labels": {"endpoint": ep.name, "figure": kind}})
+        return figures

@@ -1,0 +1,327 @@
+"""Every path under a study's results folder, built here and nowhere else.
+
+`Paths` names the study-level files (one per centre, endpoint or model); `CaseFiles` the files of one case under
+cases/<centre>/<patient>/, stage by stage. Rules, stage functions and the report all ask these two.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# a locked model bundle (a folder that travels as a whole): the fitted model, its description, the sha256 of both
+MODEL_FILE, META_FILE, MANIFEST_FILE = "model.pkl", "meta.json", "manifest.json"
+BUNDLE_FILES = (MODEL_FILE, META_FILE, MANIFEST_FILE)
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case, by stage: ingest (canonical copies), preprocess (resampled), segment (ROIs)."""
+
+    dir: Path
+
+    def done(self, stage: str) -> Path:
+        """The per-case cache record of a stage (key of code, options and inputs; the stage's result row)."""
+        return self.dir / stage / "done.json"
+
+    # ingest: the image as read, the binary analysed mask, extra ROIs, further sequences, the QC picture
+    @property
+    def ingest_dir(self) -> Path:
+        return self.dir / "ingest"
+
+    @property
+    def ingest_image(self) -> Path:
+        return self.ingest_dir / "image.nii.gz"
+
+    @property
+    def ingest_mask(self) -> Path:
+        return self.ingest_dir / "mask.nii.gz"
+
+    def ingest_extra_mask(self, name: str) -> Path:
+        return self.ingest_dir / f"mask-{name}.nii.gz"
+
+    def ingest_sequence(self, seq: str) -> Path:
+        return self.ingest_dir / f"image-{seq}.nii.gz"
+
+    def ingest_sequence_mask(self, seq: str) -> Path:
+        """A non-reference sequence's own mask (registration QC only)."""
+        return self.ingest_dir / f"seqmask-{seq}.nii.gz"
+
+    @property
+    def qc_picture(self) -> Path:
+        return self.ingest_dir / "qc.png"
+
+    # preprocess: cropped, resampled, intensity-treated image and mask; registered sequences
+    @property
+    def preprocess_dir(self) -> Path:
+        return self.dir / "preprocess"
+
+    @property
+    def preprocess_image(self) -> Path:
+        return self.preprocess_dir / "image.nii.gz"
+
+    @property
+    def preprocess_mask(self) -> Path:
+        return self.preprocess_dir / "mask.nii.gz"
+
+    def preprocess_sequence(self, seq: str) -> Path:
+        return self.preprocess_dir / f"image-{seq}.nii.gz"
+
+    def preprocess_transform(self, seq: str) -> Path:
+        """Rigid transform of a sequence's registration (reference point -> sequence point)."""
+        return self.preprocess_dir / f"transform-{seq}.tfm"
+
+    # segment: the ROIs features are extracted from
+    @property
+    def segment_dir(self) -> Path:
+        return self.dir / "segment"
+
+    def roi(self, name: str, auto: bool = False) -> Path:
+        """roi-<name> from the provided mask, or auto-<name> from the auto-segmentation UNet's mask."""
+        return self.segment_dir / f"{'auto' if auto else 'roi'}-{name}.nii.gz"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every path the workflow writes, built here and nowhere else."""
+
+    root: Path
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> Paths:
+        return cls(Path(cfg["study"]["results"]) / cfg["study"]["name"])
+
+    # synthetic demo cohort
+    @property
+    def synth_dir(self) -> Path:
+        return self.root / "synth"
+
+    @property
+    def synth_sheet(self) -> Path:
+        return self.synth_dir / "cohort.tsv"
+
+    @property
+    def synth_truth(self) -> Path:
+        return self.synth_dir / "ground_truth.json"
+
+    # cohort tables split by centre, so a training rule can only ever see training rows
+    def cohort_table(self, centre: str) -> Path:
+        return self.root / "cohort" / f"{centre}.tsv"
+
+    # label-free: patient_id, centre and cohort.clinical only, for rules that must not rerun when outcomes change
+    def predictors_table(self, centre: str) -> Path:
+        return self.root / "cohort" / "predictors" / f"{centre}.tsv"
+
+    # per-case stages: one table per shard, per-case files under cases/
+    def shard_table(self, stage: str, shard: str) -> Path:
+        return self.root / "shards" / stage / f"{shard}.tsv"
+
+    def case_dir(self, centre: str, patient_id: str) -> Path:
+        return self.root / "cases" / centre / patient_id
+
+    def case(self, centre: str, patient_id: str) -> CaseFiles:
+        return CaseFiles(self.case_dir(centre, patient_id))
+
+    @property
+    def qc_ingest(self) -> Path:
+        return self.root / "qc" / "ingest.tsv"
+
+    @property
+    def qc_pictures(self) -> Path:
+        """The ingest QC pictures the report shows (a few per centre), copied here as a declared output."""
+        return self.root / "qc" / "pictures"
+
+    @property
+    def qc_pictures_index(self) -> Path:
+        """centre, patient_id, reason of each picture in qc_pictures, in the order the report shows them."""
+        return self.qc_pictures / "index.tsv"
+
+    def qc_picture_copy(self, centre: str, patient_id: str) -> Path:
+        return self.qc_pictures / f"{centre}_{patient_id}.png"
+
+    @property
+    def qc_preprocess(self) -> Path:
+        """Per case: the ingest QC columns plus preprocessing (size, ROI voxels, registration MI and Dice)."""
+        return self.root / "qc" / "preprocess.tsv"
+
+    def quarantine_centre(self, centre: str) -> Path:
+        return self.root / "qc" / "quarantine" / f"{centre}.tsv"
+
+    @property
+    def qc_quarantine(self) -> Path:
+        return self.root / "qc" / "quarantine.tsv"
+
+    def raw_features(self, centre: str | None = None) -> Path:
+        return self.root / "features" / ("raw.tsv" if centre is None else f"raw/{centre}.tsv")
+
+    def feature_flags(self, centre: str | None = None) -> Path:
+        """Per case and feature class: why a feature is NaN (ROI too small, flat region, pyradiomics NaN)."""
+        return self.root / "qc" / ("feature_flags.tsv" if centre is None else f"feature_flags/{centre}.tsv")
+
+    @property
+    def robustness(self) -> Path:
+        return self.root / "features" / "robustness.tsv"
+
+    @property
+    def nyul_standard(self) -> Path:
+        return self.root / "preprocess" / "nyul.json"
+
+    # harmonisation
+    @property
+    def harmoniser(self) -> Path:
+        return self.root / "harmonise" / "combat.json"
+
+    @property
+    def harmonised_features(self) -> Path:
+        return self.root / "features" / "harmonised.tsv"
+
+    @property
+    def harmonised_train(self) -> Path:
+        return self.root / "features" / "harmonised" / "train.tsv"
+
+    def harmonised_external(self, centre: str) -> Path:
+        return self.root / "features" / "harmonised" / "external" / f"{centre}.tsv"
+
+    @property
+    def excluded_features(self) -> Path:
+        return self.root / "harmonise" / "excluded_features.tsv"
+
+    @property
+    def harmonise_diagnostics(self) -> Path:
+        """Label-free: centre identifiability and Kruskal-Wallis counts before/after ComBat."""
+        return self.root / "harmonise" / "diagnostics.json"
+
+    @property
+    def harmonise_kruskal(self) -> Path:
+        return self.root / "harmonise" / "kruskal_wallis.tsv"
+
+    @property
+    def harmonise_pca(self) -> Path:
+        return self.root / "harmonise" / "pca.tsv"
+
+    @property
+    def harmonise_outcome_check(self) -> Path:
+        """Training labels only: the outcome signal before/after ComBat (a rule of its own)."""
+        return self.root / "harmonise" / "outcome_check.json"
+
+    # models (stage 1)
+    def models_dir(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint
+
+    def bundle(self, endpoint: str, model: str) -> Path:
+        return self.models_dir(endpoint) / model
+
+    def bundle_files(self, endpoint: str, model: str) -> list[Path]:
+        return [self.bundle(endpoint, model) / f for f in BUNDLE_FILES]
+
+    def bundle_manifest(self, endpoint: str, model: str) -> Path:
+        return self.bundle(endpoint, model) / MANIFEST_FILE
+
+    def internal_predictions(self, endpoint: str) -> Path:
+        return self.models_dir(endpoint) / "internal_predictions.tsv"
+
+    def internal_predictions_fusion(self, endpoint: str) -> Path:
+        return self.models_dir(endpoint) / "internal_predictions_fusion.tsv"
+
+    def shap(self, endpoint: str) -> Path:
+        return self.models_dir(endpoint) / "shap_values.tsv"
+
+    def shap_summary(self, endpoint: str) -> Path:
+        return self.models_dir(endpoint) / "shap_summary.tsv"
+
+    # validation (stage 2) and prospective scoring (stage 3)
+    def validation_dir(self, endpoint: str) -> Path:
+        return self.root / "validation" / endpoint
+
+    def metrics(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "metrics.tsv"
+
+    def predictions(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "predictions.tsv"
+
+    def paired(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "paired_delong.tsv"
+
+    def comparison(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "harmonisation_comparison.tsv"
+
+    def curves_dir(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "curves"
+
+    def curves(self, endpoint: str, kind: str) -> Path:
+        """Curve tables the report draws (roc, calibration, decision, km, confusion), one row per point."""
+        return self.curves_dir(endpoint) / f"{kind}.tsv"
+
+    def prospective_predictions(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "prospective_predictions.tsv"
+
+    def prospective_metrics(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "prospective_metrics.tsv"
+
+    def prospective_paired(self, endpoint: str) -> Path:
+        return self.validation_dir(endpoint) / "prospective_paired_delong.tsv"
+
+    # deep stage (MONAI): per-endpoint, per-centre deep_score + penultimate embeddings
+    def deep_dir(self, endpoint: str) -> Path:
+        return self.root / "deep" / endpoint
+
+    def deep_features(self, endpoint: str, centre: str) -> Path:
+        return self.deep_dir(endpoint) / f"features_{centre}.tsv"
+
+    def deep_network(self, endpoint: str) -> Path:
+        return self.deep_dir(endpoint) / "network.pt"
+
+    def deep_network_meta(self, endpoint: str) -> Path:
+        return self.deep_dir(endpoint) / "network.json"
+
+    def deep_curves(self, endpoint: str) -> Path:
+        return self.deep_dir(endpoint) / "curves.tsv"
+
+    def deep_gradcam(self, endpoint: str, centre: str) -> Path:
+        return self.deep_dir(endpoint) / "gradcam" / centre
+
+    # auto-segmentation (deep.autoseg)
+    @property
+    def autoseg_dir(self) -> Path:
+        return self.root / "segment" / "autoseg"
+
+    @property
+    def autoseg_network(self) -> Path:
+        return self.autoseg_dir / "unet.pt"
+
+    @property
+    def autoseg_network_meta(self) -> Path:
+        return self.autoseg_dir / "unet.json"
+
+    def autoseg_centre(self, centre: str) -> Path:
+        """Per-case Dice of the auto masks of one centre (the auto ROIs sit in each case's segment folder)."""
+        return self.autoseg_dir / f"dice_{centre}.tsv"
+
+    @property
+    def autoseg_dice(self) -> Path:
+        return self.root / "segment" / "autoseg_dice.tsv"
+
+    # report, logs, Snakemake benchmark files
+    @property
+    def report(self) -> Path:
+        return self.root / "report" / "index.html"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "report" / "figures"
+
+    def figure(self, name: str) -> Path:
+        return self.figures_dir / f"{name}.png"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.root / "benchmarks"
+
+    def benchmark(self, rule: str, name: str | None = None) -> Path:
+        """Snakemake's benchmark file of a job: benchmarks/<rule>.tsv, or benchmarks/<rule>/<name>.tsv."""
+        return self.benchmarks_dir / (f"{rule}.tsv" if name is None else f"{rule}/{name}.tsv")
+
+
