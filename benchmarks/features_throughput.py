@@ -1,6 +1,7 @@
 """Feature-extraction throughput: the workflow's per-case path vs the plain pyradiomics batch CLI.
 
 Usage: .venv/bin/python benchmarks/features_throughput.py [--cases 40] [--params config/radiomics/ct_default.yaml]
+         [--smoke]
 
 Both sides get the same synthetic CT cases (tumour + noise, 128x128x64 voxels) and the same parameter file, with
 two jobs each, run once:
@@ -10,6 +11,8 @@ two jobs each, run once:
 Throughput ratio = pyradiomics seconds / workflow seconds (>= 0.95: the wrapper costs at most 5%).
 Peak memory per job: `/usr/bin/time -v` maximum RSS of one `mcrad extract` (and of pyradiomics on the same case)
 on a 512x512x150 CT with a ~60 ml tumour.
+--smoke: 4 cases of 64x64x32 voxels and a 128x128x50 CT for the memory figure (the suite's size; its figures are
+not the targets').
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from mcrad.paths import Paths
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -56,18 +60,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=40)
     ap.add_argument("--params", default="config/radiomics/ct_default.yaml")
+    ap.add_argument("--smoke", action="store_true", help="4 small cases, a small memory case (the suite's size)")
     args = ap.parse_args()
+    n_cases, shape, big_shape, big_radius = (4, (32, 64, 64), (50, 128, 128), 12) if args.smoke else \
+        (args.cases, (64, 128, 128), (150, 512, 512), 30)
     params = str(REPO / args.params)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "study"
-        pids = [f"P{i:03d}" for i in range(args.cases)]
+        paths = Paths(root)
+        pids = [f"P{i:03d}" for i in range(n_cases)]
         rows = []
         for i, pid in enumerate(pids):
-            case = root / "cases" / "A" / pid
-            write_case(case / "preprocess/image.nii.gz", case / "segment/roi-tumour.nii.gz", (64, 128, 128),
-                       14 + i % 7, i)
-            rows.append({"Image": str(case / "preprocess/image.nii.gz"),
-                         "Mask": str(case / "segment/roi-tumour.nii.gz")})
+            case = paths.case("A", pid)
+            # tumour radius 14-20 voxels; 7-10 at the smoke size
+            write_case(case.preprocess_image, case.roi("tumour"), shape, (14 + i % 7) * shape[0] / 64, i)
+            rows.append({"Image": str(case.preprocess_image), "Mask": str(case.roi("tumour"))})
         pd.DataFrame(rows).to_csv(Path(tmp) / "cases.csv", index=False)
         shards = []
         for j, part in enumerate((pids[::2], pids[1::2])):
@@ -92,22 +99,24 @@ def main() -> None:
         pyrad_s = time.perf_counter() - start
         ours = pd.concat([pd.read_csv(s.with_suffix(".out.tsv"), sep="\t") for s in shards])
         theirs = pd.read_csv(Path(tmp) / "out.csv")
-        assert len(ours) == len(theirs) == args.cases and (ours["status"] == "ok").all()
+        assert len(ours) == len(theirs) == n_cases and (ours["status"] == "ok").all()
 
         big_image, big_mask = Path(tmp) / "big/ct.nii.gz", Path(tmp) / "big/mask.nii.gz"
-        write_case(big_image, big_mask, (150, 512, 512), 30, 0)
+        write_case(big_image, big_mask, big_shape, big_radius, 0)
         ours_mb = peak_rss_mb([sys.executable, "-m", "mcrad.cli", "extract", "--image", str(big_image), "--mask",
                                str(big_mask), "--params", params, "--out", str(Path(tmp) / "big_ours.csv")])
         pd.DataFrame([{"Image": str(big_image), "Mask": str(big_mask)}]).to_csv(Path(tmp) / "big.csv", index=False)
         theirs_mb = peak_rss_mb([str(BIN / "pyradiomics"), str(Path(tmp) / "big.csv"), "--param", params,
                                  "-o", str(Path(tmp) / "big_out.csv"), "-f", "csv"])
 
-    print(f"cases: {args.cases} (128x128x64), params: {args.params}, 2 jobs each, one run")
+    size = "x".join(map(str, shape[::-1]))
+    print(f"cases: {n_cases} ({size}), params: {args.params}, 2 jobs each, one run")
     for name, s in (("workflow (mcrad features, 2 shards in parallel)", workflow_s),
                     ("pyradiomics batch CLI (--jobs 2)", pyrad_s)):
-        print(f"{name:50s} {s:.1f} s = {args.cases / s:.2f} cases/s")
+        print(f"{name:50s} {s:.1f} s = {n_cases / s:.2f} cases/s")
     print(f"throughput ratio workflow/pyradiomics: {pyrad_s / workflow_s:.3f} (target >= 0.95)")
-    print(f"peak RSS per job, 512x512x150 CT: mcrad extract {ours_mb:.0f} MB; pyradiomics CLI {theirs_mb:.0f} MB")
+    big = "x".join(map(str, big_shape[::-1]))
+    print(f"peak RSS per job, {big} CT: mcrad extract {ours_mb:.0f} MB; pyradiomics CLI {theirs_mb:.0f} MB")
 
 
 if __name__ == "__main__":

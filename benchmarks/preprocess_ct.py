@@ -1,10 +1,11 @@
 """Time and peak memory of ingest + preprocess for one 512x512x150 CT case (target: < 3 s, < 2 GB).
 
-Usage: .venv/bin/python benchmarks/preprocess_ct.py [--repeats 5] [--qc-png]
+Usage: .venv/bin/python benchmarks/preprocess_ct.py [--repeats 5] [--qc-png] [--smoke]
 A synthetic int16 CT (0.98 x 0.98 x 3 mm, a 25 mm-radius tumour) is written as NIfTI; then, in a fresh process
 each time, the ingest stage (read, checks, canonical copy) and the preprocess stage (crop to the ROI box + margin,
 resample to config spacing, HU clip) run with the default config. Prints per-stage wall time and the peak RSS of
 that process (ru_maxrss, which includes the Python interpreter and imported libraries).
+--smoke: a 128x128x50 CT, run once (checks the script; its figures are not the targets').
 """
 from __future__ import annotations
 
@@ -20,20 +21,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from mcrad.config import Paths, load_config
+from mcrad.config import load_config
 from mcrad.ingest import ingest_case
+from mcrad.paths import Paths
 from mcrad.preprocess import preprocess_case
 
 SHAPE = (150, 512, 512)  # z, y, x
+SMOKE_SHAPE = (50, 128, 128)
 SPACING = (0.977, 0.977, 3.0)
 
 
-def write_case(folder: Path) -> tuple[Path, Path]:
+def write_case(folder: Path, shape: tuple[int, int, int]) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
-    z, y, x = np.ogrid[:SHAPE[0], :SHAPE[1], :SHAPE[2]]
-    dist = np.sqrt(((x - 300) * SPACING[0]) ** 2 + ((y - 220) * SPACING[1]) ** 2 + ((z - 70) * SPACING[2]) ** 2)
-    body = ((x - 256) ** 2 + (y - 256) ** 2) < 220 ** 2
-    arr = np.where(body, 40, -1000) + np.where(dist <= 25, 30, 0) + rng.normal(0, 15, SHAPE)
+    nz, ny, nx = shape
+    z, y, x = np.ogrid[:nz, :ny, :nx]
+    # at SHAPE: tumour centre (300, 220, 70), body of radius 220 around (256, 256)
+    dist = np.sqrt(((x - nx * 300 // 512) * SPACING[0]) ** 2 + ((y - ny * 220 // 512) * SPACING[1]) ** 2
+                   + ((z - nz * 70 // 150) * SPACING[2]) ** 2)
+    body = ((x - nx // 2) ** 2 + (y - ny // 2) ** 2) < (nx * 220 // 512) ** 2
+    arr = np.where(body, 40, -1000) + np.where(dist <= 25, 30, 0) + rng.normal(0, 15, shape)
     image = sitk.GetImageFromArray(arr.astype(np.int16))
     image.SetSpacing(SPACING)
     image.SetOrigin((-250.0, -250.0, -400.0))
@@ -67,23 +73,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--qc-png", action="store_true", help="also draw the ingest QC picture (off: pure compute)")
+    ap.add_argument("--smoke", action="store_true", help="a 128x128x50 CT, one repeat (the suite's size)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--write", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    shape, repeats = (SMOKE_SHAPE, 1) if args.smoke else (SHAPE, args.repeats)
     if args.write:
-        write_case(Path(args.write))
+        write_case(Path(args.write), shape)
         return
     if args.child:
         print(json.dumps(run_once(Path(args.child), args.qc_png)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         # in a child too: Linux carries ru_maxrss over fork+exec, so a big parent would inflate the children's peak
-        subprocess.run([sys.executable, __file__, "--write", tmp], check=True)
+        smoke = ["--smoke"] if args.smoke else []
+        subprocess.run([sys.executable, __file__, "--write", tmp, *smoke], check=True)
         runs = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             cmd = [sys.executable, __file__, "--child", tmp] + (["--qc-png"] if args.qc_png else [])
             runs.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-    print(f"CT {SHAPE[2]}x{SHAPE[1]}x{SHAPE[0]} voxels, {SPACING} mm -> {runs[0]['spacing_mm']} mm, cropped "
+    print(f"CT {shape[2]}x{shape[1]}x{shape[0]} voxels, {SPACING} mm -> {runs[0]['spacing_mm']} mm, cropped "
           f"{runs[0]['pre_size']}; qc png: {args.qc_png}")
     for r in runs:
         print(f"ingest {r['ingest_s']:.2f} s + preprocess {r['preprocess_s']:.2f} s = {r['total_s']:.2f} s; "
