@@ -33,3 +33,7 @@ rule all:
         PATHS.report,
         FILES.deep_outputs,
         FILES.autoseg_outputs,
+
+
+onsuccess:
+    print(FILES.failure_line())

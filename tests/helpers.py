@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import filecmp
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
+from mcrad.endpoints import endpoint
+from mcrad.model.registry import MODELS
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -83,3 +86,24 @@ def root(workdir: Path, name: str = "e2e") -> Path:
     return workdir / "results" / name
 
 
+# STUDY turns on a tiny deep stage, so the nodal endpoint has the deep and fusion models as well
+NODAL_MODELS = endpoint({"name": "nodal_metastasis", "column": "nodal_metastasis"}).model_names(deep_active=True)
+
+
+def training_artefacts(r: Path) -> list[Path]:
+    files = [Path("features/harmonised/train.tsv"), Path("features/raw/C1.tsv"), Path("harmonise/combat.json"),
+             Path("models/nodal_metastasis/internal_predictions.tsv"), Path("deep/nodal_metastasis/features_C1.tsv"),
+             Path("models/nodal_metastasis/internal_predictions_fusion.tsv")]
+    files += [Path(f"models/nodal_metastasis/{name}/{f}") for name in NODAL_MODELS
+              for f in ("model.pkl", "meta.json", "manifest.json")]
+    for ep in ("grade", "os"):  # the multi-class and survival endpoints: clinical, radiomics, nomogram
+        files += [Path(f"models/{ep}/internal_predictions.tsv")]
+        files += [Path(f"models/{ep}/{name}/{f}") for name in MODELS
+                  for f in ("model.pkl", "meta.json", "manifest.json")]
+    return files
+
+
+def assert_identical(a: Path, b: Path, files: list[Path]) -> None:
+    for f in files:
+        assert (a / f).is_file() and (b / f).is_file(), f
+        assert filecmp.cmp(a / f, b / f, shallow=False), f"{f} differs"

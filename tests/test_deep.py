@@ -281,7 +281,8 @@ def test_features_of_an_external_centre_come_from_the_auto_masks(tmp_path):
     deep.setup_determinism(5, 1)
     cases = autoseg.autoseg_cases(rows, paths)
     net, _ = autoseg.train_autoseg([(p, i, m) for p, c, i, m in cases if c == "A"], opts, 5, CPU)
-    seg_opts = {"peritumoral": {"activate": True, "radius_mm": 3.0, "min_intensity": None}}
+    seg_opts = {"peritumoral": {"activate": True, "radius_mm": 3.0, "min_intensity": None}, "min_voxels": 8,
+                "min_extent_voxels": 2}
     per_case = autoseg.autoseg_centre(net, [c for c in cases if c[1] == "B"], opts, paths, CPU, seg_opts)
     ext = rows[rows["centre"] == "B"].assign(failed_stage="", message="")[STATUS_COLUMNS]
     for _, r in ext.iterrows():  # the provided ROIs, as the segment stage writes them

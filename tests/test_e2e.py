@@ -2,43 +2,19 @@
 from __future__ import annotations
 
 import copy
-import filecmp
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import STUDY, model_options, root, run_study
-from mcrad.endpoints import endpoint
+from helpers import NODAL_MODELS, STUDY, assert_identical, model_options, root, run_study, training_artefacts
 from mcrad.files import META
 from mcrad.model.registry import MODELS
 from mcrad.model.train import train_binary, training_table
 from mcrad.stats import auc_ci
 
 pytestmark = pytest.mark.e2e
-# STUDY turns on a tiny deep stage, so the nodal endpoint has the deep and fusion models as well
-NODAL_MODELS = endpoint({"name": "nodal_metastasis", "column": "nodal_metastasis"}).model_names(deep_active=True)
-
-def training_artefacts(r: Path) -> list[Path]:
-    files = [Path("features/harmonised/train.tsv"), Path("features/raw/C1.tsv"), Path("harmonise/combat.json"),
-             Path("models/nodal_metastasis/internal_predictions.tsv"), Path("deep/nodal_metastasis/features_C1.tsv"),
-             Path("models/nodal_metastasis/internal_predictions_fusion.tsv")]
-    files += [Path(f"models/nodal_metastasis/{name}/{f}") for name in NODAL_MODELS
-              for f in ("model.pkl", "meta.json", "manifest.json")]
-    for ep in ("grade", "os"):  # the multi-class and survival endpoints: clinical, radiomics, nomogram
-        files += [Path(f"models/{ep}/internal_predictions.tsv")]
-        files += [Path(f"models/{ep}/{name}/{f}") for name in MODELS
-                  for f in ("model.pkl", "meta.json", "manifest.json")]
-    return files
-
-
-def assert_identical(a: Path, b: Path, files: list[Path]) -> None:
-    for f in files:
-        assert (a / f).is_file() and (b / f).is_file(), f
-        assert filecmp.cmp(a / f, b / f, shallow=False), f"{f} differs"
-
-
 def test_outputs_tables_and_report(study):
     metrics = pd.read_csv(study / "validation/nodal_metastasis/metrics.tsv", sep="\t")
     expected = {(mod, c, s) for mod in NODAL_MODELS for c, s in

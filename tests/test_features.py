@@ -58,7 +58,8 @@ def test_shard_gives_nan_and_a_flag_for_a_roi_too_small_or_flat_and_quarantines_
     rows = pd.DataFrame({"patient_id": ["good", "tiny", "flat", "broken"], "centre": "A", "status": "ok",
                          "failed_stage": "", "message": ""})
     opts = {"params": PARAMS, "sequence": "CT"}
-    out = features_shard(rows, opts, {"peritumoral": {"activate": False}}, Paths(tmp_path / "out"), False)
+    out = features_shard(rows, opts, {"peritumoral": {"activate": False}, "min_voxels": 8, "min_extent_voxels": 2},
+                       Paths(tmp_path / "out"), False)
     ok, quarantined, flags = gather([out])
     assert list(ok["patient_id"]) == ["good", "tiny", "flat"]
     assert list(quarantined["patient_id"]) == ["broken"]
@@ -132,7 +133,8 @@ def test_robustness_study_keeps_stable_features_and_drops_contour_sensitive_ones
                              "CT_tumour_original_firstorder_Minimum": 1.0})
     opts = {"params": PARAMS, "sequence": "CT",
             "robustness": {"perturbations": ["erode", "dilate", "randomise"], "threshold": 0.75, "cases": 4}}
-    table = robustness_study(features, opts, {"peritumoral": {"activate": False}}, Paths(tmp_path / "out"), 1)
+    seg = {"peritumoral": {"activate": False}, "min_voxels": 8, "min_extent_voxels": 2}
+    table = robustness_study(features, opts, seg, Paths(tmp_path / "out"), 1)
     assert list(table.columns) == ["feature", "icc", "ci95_low", "ci95_high", "cases", "kept"]
     row = table.set_index("feature")
     # tumour radii 3..7 voxels: volume differs far more between cases than between contours of one case

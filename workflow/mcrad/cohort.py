@@ -87,14 +87,40 @@ def _identity_problems(df: pd.DataFrame, cfg: dict) -> list[str]:
     return problems
 
 
+def recorded(df: pd.DataFrame, spec: dict) -> pd.Series:
+    """A clinical column with its missing-value codes (cohort.clinical[].missing) as empty cells."""
+    return df[spec["name"]].where(~df[spec["name"]].isin(spec["missing"]), "")
+
+
+def _level_problems(df: pd.DataFrame, cfg: dict, spec: dict) -> list[str]:
+    """A categorical value the locked models cannot score: outside the column's `levels`, or (without them) never
+    seen in the training centre(s), whose levels the one-hot encoding was fitted on."""
+    name, values = spec["name"], recorded(df, spec)
+    if "levels" in spec:
+        allowed, why = set(spec["levels"]), f"is not one of cohort.clinical levels {spec['levels']}"
+        rows = df.index[(values != "") & ~values.isin(allowed)]
+    else:
+        training = df["centre"].isin(cfg["design"]["train"])
+        allowed = set(values[training]) - {""}
+        why = f"never occurs in the training centre(s), whose levels are {sorted(allowed)}"
+        rows = df.index[~training & (values != "") & ~values.isin(allowed)]
+    return [_at(df, i, name, f"level {df.at[i, name]!r} {why}. Fix: recode it to a training level, or list it in "
+                             f"the column's `missing` codes if it means not recorded") for i in rows]
+
+
 def _value_problems(df: pd.DataFrame, cfg: dict) -> list[str]:
-    """Clinical numbers that are not numbers; labels each endpoint refuses."""
+    """Clinical numbers that are not numbers; categorical levels the models cannot score; labels each endpoint
+    refuses."""
     problems = []
     for spec in cfg["cohort"]["clinical"]:
+        values = recorded(df, spec)
         if spec["type"] in ("numeric", "ordinal"):
-            values = pd.to_numeric(df[spec["name"]].replace("", None), errors="coerce")
-            problems += [_at(df, i, spec["name"], f"{df.at[i, spec['name']]!r} is not a number")
-                         for i in df.index[values.isna() & (df[spec["name"]] != "")]]
+            numbers = pd.to_numeric(values.replace("", None), errors="coerce")
+            problems += [_at(df, i, spec["name"], f"{df.at[i, spec['name']]!r} is not a number (missing-value "
+                                                  "codes go in the column's `missing`)")
+                         for i in df.index[numbers.isna() & (values != "")]]
+        else:
+            problems += _level_problems(df, cfg, spec)
     for ep in endpoints(cfg):
         problems += [_at(df, i, column, problem) for i, column, problem in ep.sheet_problems(df)]
     return problems
@@ -172,7 +198,12 @@ def predictors_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
     """Label-free table of one centre: patient_id, centre and the cohort.clinical predictors, no outcome or other
     sheet column; what prediction and harmonisation read, so an outcome edit does not rerun them."""
     cols = ["patient_id", "centre", *(c["name"] for c in cfg["cohort"]["clinical"])]
-    return df.loc[df["centre"] == centre, cols].reset_index(drop=True)
+    return with_missing(df, cfg).loc[df["centre"] == centre, cols].reset_index(drop=True)
+
+
+def with_missing(df: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """The sheet with every clinical column's missing-value codes as empty cells (NaN for the models)."""
+    return df.assign(**{spec["name"]: recorded(df, spec) for spec in cfg["cohort"]["clinical"]})
 
 
 def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
@@ -181,7 +212,7 @@ def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
             *(ep["column"] for ep in cfg["endpoints"])]
     paths = {*PATH_COLUMNS, *(f"{k}_{s}" for k in ("image", "mask") for s in sequences(cfg))}
     extra = [c for c in df.columns if c not in cols and c not in paths]
-    return df.loc[df["centre"] == centre, cols + extra].reset_index(drop=True)
+    return with_missing(df, cfg).loc[df["centre"] == centre, cols + extra].reset_index(drop=True)
 
 
 def cohort_tables_stage(sheet: Path, cfg: dict, centres: list[str], out: list[str], predictors: list[str]) -> None:

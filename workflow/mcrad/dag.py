@@ -99,6 +99,14 @@ class StudyFiles:
             files += [bench("autoseg_train")] + [bench("autoseg_predict", c) for c in plan.centres]
         return files
 
+    def failure_line(self) -> str:
+        """The end-of-run log line on quarantined cases (when the run got as far as the study's QC)."""
+        from mcrad.cases import failure_line
+        from mcrad.files import read_table
+
+        quarantine = self.paths.qc_quarantine
+        return failure_line(read_table(quarantine)) if quarantine.is_file() else ""
+
     def report_figures(self) -> list[dict[str, Any]]:
         """The report's per-endpoint figures with their Snakemake-report caption, category and labels."""
         figures = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
         raise CaseError(patient_id, str(path), f"{what} file not found", "correct the path in the cohort sheet")
     if path.is_dir():
         return dicom.read_series(path, patient_id).image
+    check_compressed(path, patient_id, what)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -38,13 +40,58 @@ def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
                         "re-export the file as NIfTI (.nii.gz) or NRRD, or check that it is not truncated") from exc
 
 
+def check_compressed(path: Path, patient_id: str, what: str) -> None:
+    """A gzip file (.nii.gz) is decompressed to its end, which checks its length and CRC: a truncated or corrupt
+    file is refused here, not later by the resampler of another stage (its header alone still reads)."""
+    if not path.name.endswith(".gz"):
+        return
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CaseError(patient_id, str(path), f"{what} file is truncated or corrupt ({type(exc).__name__}: {exc})",
+                        "copy or export the file again (an interrupted transfer?)") from exc
+
+
 def check_image(image: sitk.Image, patient_id: str, image_path: Path) -> None:
     if image.GetDimension() != 3 or min(image.GetSize()) < 2:
         raise CaseError(patient_id, str(image_path), f"image is not a 3D volume (size {image.GetSize()})",
-                        "provide the full 3D series, not a single slice")
+                        "provide the full 3D series, not a single slice or a 4D (dynamic, multi-volume) file")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise CaseError(patient_id, str(image_path), "image has several components per voxel (colour/vector)",
                         "provide a greyscale volume")
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    if not np.allclose(direction @ direction.T, np.eye(3), atol=1e-3):
+        raise CaseError(patient_id, str(image_path), f"image direction {np.round(direction, 4).tolist()} is not "
+                        "orthonormal (a sheared or corrupt header)", "export the image again from the scanner or PACS")
+
+
+SPACING_RANGE_MM = (0.01, 50.0)  # beyond any CT, MR or PET reconstruction
+
+
+def check_geometry(image: sitk.Image, patient_id: str, image_path: Path, max_extent_mm: float) -> list[str]:
+    """Plausibility of the header before anything resamples the image; returns warnings for accepted oddities."""
+    spacing = np.asarray(image.GetSpacing())
+    extent = spacing * np.asarray(image.GetSize())
+    if spacing.min() < SPACING_RANGE_MM[0] or spacing.max() > SPACING_RANGE_MM[1]:
+        raise CaseError(patient_id, str(image_path), f"voxel spacing {tuple(round(float(s), 4) for s in spacing)} "
+                        f"mm is outside {list(SPACING_RANGE_MM)} mm: no scanner makes it (a header in m or um?)",
+                        "fix the spacing in the header (re-export the image)")
+    if extent.max() > max_extent_mm:
+        raise CaseError(patient_id, str(image_path), f"image extent {tuple(round(float(e)) for e in extent)} mm "
+                        f"exceeds ingest.max_extent_mm = {max_extent_mm:g}",
+                        "check the spacing in the header, or raise ingest.max_extent_mm for whole-body images")
+    if np.linalg.det(np.asarray(image.GetDirection()).reshape(3, 3)) < 0:
+        return ["image axes are left-handed (a flipped direction): resampled in physical space as given"]
+    return []
+
+
+def roi_mask(mask: sitk.Image, label: int | None) -> sitk.Image:
+    """The binary ROI of a mask: every non-zero label, or only `label` (ingest.mask_label)."""
+    roi = sitk.Cast((mask > 0) if label is None else (mask == label), sitk.sitkUInt8)
+    roi.CopyInformation(mask)
+    return roi
 
 
 def check_finite(image: sitk.Image, patient_id: str, image_path: Path) -> None:
@@ -54,8 +101,8 @@ def check_finite(image: sitk.Image, patient_id: str, image_path: Path) -> None:
                         "re-export the image; mcrad does not guess missing intensities")
 
 
-def check_pair(image: sitk.Image, mask: sitk.Image, patient_id: str, image_path: Path, mask_path: Path
-               ) -> list[str]:
+def check_pair(image: sitk.Image, mask: sitk.Image, patient_id: str, image_path: Path, mask_path: Path,
+               mask_label: int | None = None) -> list[str]:
     """Raise CaseError for a pair that cannot be analysed; return warnings for one that can."""
     check_image(image, patient_id, image_path)
     if mask.GetDimension() != 3:
@@ -78,10 +125,15 @@ def check_pair(image: sitk.Image, mask: sitk.Image, patient_id: str, image_path:
     if not labels.size:
         raise CaseError(patient_id, str(mask_path), "mask is empty (no voxel > 0)",
                         "check that the right mask file is listed, or remove the case")
-    warnings = []
-    if labels.size > 1:
-        warnings.append(f"mask has labels {labels.tolist()}; all non-zero labels form the ROI")
-    return warnings
+    if mask_label is not None:
+        if mask_label not in labels:
+            raise CaseError(patient_id, str(mask_path), f"mask has no voxel labelled {mask_label} (ingest.mask_label); "
+                            f"its labels are {labels.tolist()}", "export the mask with that label, or change "
+                            "ingest.mask_label")
+        return [f"mask has labels {labels.tolist()}; label {mask_label} is the ROI"] if labels.size > 1 else []
+    if labels.size > 1 or labels[0] != 1:
+        return [f"mask has label(s) {labels.tolist()}; all non-zero labels form the ROI (ingest.mask_label picks one)"]
+    return []
 
 
 def _nifti_free_text(path: Path) -> bytes:
@@ -148,19 +200,17 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
     series = dicom.read_series(path, pid) if path.is_dir() else None
     image = series.image if series else read_image(path, pid, f"{seq} image")
     check_image(image, pid, path)
+    warnings = check_geometry(image, pid, path, opts["max_extent_mm"]) + (list(series.warnings) if series else [])
     check_finite(image, pid, path)
     write_canonical(image, path, case.ingest_sequence(seq))
-    warnings = list(series.warnings) if series else []
     if mask_cell:
         mask_path = resolve_path(mask_cell, sheet_path)
         if mask_path.is_file() and dicom.is_dicom(mask_path):
             mask, _, more = rtstruct_masks(mask_path, image, series, pid, {**opts, "extra_rois": {}})
         else:
             mask, more = read_image(mask_path, pid, f"{seq} mask"), []
-        warnings += more + check_pair(image, mask, pid, path, mask_path)
-        binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
-        binary.CopyInformation(image)
-        sitk.WriteImage(binary, str(case.ingest_sequence_mask(seq)), useCompression=True)
+        warnings += more + check_pair(image, mask, pid, path, mask_path, opts["mask_label"])
+        sitk.WriteImage(roi_mask(mask, opts["mask_label"]), str(case.ingest_sequence_mask(seq)), useCompression=True)
     spacing = "x".join(f"{v:.4g}" for v in image.GetSpacing())
     return f"{seq} {'x'.join(map(str, image.GetSize()))} @ {spacing} mm", [f"{seq}: {w}" for w in warnings]
 
@@ -172,12 +222,14 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequ
     series = dicom.read_series(image_path, pid) if image_path.is_dir() else None
     image = series.image if series else read_image(image_path, pid, "image")
     check_image(image, pid, image_path)
+    geometry_warnings = check_geometry(image, pid, image_path, opts["max_extent_mm"])
     if mask_path.is_file() and dicom.is_dicom(mask_path):
         mask, extras, warnings = rtstruct_masks(mask_path, image, series, pid, opts)
     else:
         mask, extras, warnings = read_image(mask_path, pid, "mask"), {}, []
-    warnings += check_pair(image, mask, pid, image_path, mask_path) + list(series.warnings if series else [])
-    binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    warnings += (check_pair(image, mask, pid, image_path, mask_path, opts["mask_label"]) + geometry_warnings
+                 + list(series.warnings if series else []))
+    binary = roi_mask(mask, opts["mask_label"])
     binary.CopyInformation(image)
     case = paths.case(row["centre"], pid)
     case.ingest_dir.mkdir(parents=True, exist_ok=True)

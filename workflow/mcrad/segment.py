@@ -30,10 +30,33 @@ def peritumoral_ring(image: sitk.Image, mask: sitk.Image, radius_mm: float, min_
     return ring
 
 
+def roi_gate(roi: sitk.Image, opts: dict) -> str | None:
+    """Why features cannot be extracted from this ROI (segment.min_voxels, segment.min_extent_voxels), or None."""
+    arr = sitk.GetArrayViewFromImage(roi)
+    where = np.nonzero(arr)
+    n = int(where[0].size)
+    if n == 0:
+        return "is empty"
+    extent = tuple(int(w.max() - w.min() + 1) for w in reversed(where))  # x, y, z
+    if n < opts["min_voxels"]:
+        return f"has {n} voxel(s), fewer than segment.min_voxels = {opts['min_voxels']}"
+    if min(extent) < opts["min_extent_voxels"]:
+        return (f"spans {'x'.join(map(str, extent))} voxels, thinner than segment.min_extent_voxels = "
+                f"{opts['min_extent_voxels']} along an axis")
+    return None
+
+
 def segment_case(row: pd.Series, opts: dict, paths: Paths) -> dict[str, Any]:
+    """The case's ROIs. A tumour ROI that fails the gate quarantines the case; a derived ROI (the ring) that
+    fails it is still written, and the features stage gives it NaN features with a QC flag."""
     case = paths.case(row["centre"], row["patient_id"])
     image = sitk.ReadImage(str(case.preprocess_image))
     mask = sitk.ReadImage(str(case.preprocess_mask))
+    problem = roi_gate(mask, opts)
+    if problem:
+        raise CaseError(row["patient_id"], str(case.preprocess_mask), f"tumour ROI {problem} after resampling",
+                        "check the mask (a fragment or a stray mark?), or lower segment.min_voxels / "
+                        "min_extent_voxels if ROIs this small are meant to be analysed")
     rois = {"tumour": mask}
     peri = opts["peritumoral"]
     if peri["activate"]:
@@ -41,12 +64,8 @@ def segment_case(row: pd.Series, opts: dict, paths: Paths) -> dict[str, Any]:
     case.segment_dir.mkdir(parents=True, exist_ok=True)
     result = {}
     for name, roi in rois.items():
-        n = int(np.count_nonzero(sitk.GetArrayViewFromImage(roi)))
-        if n == 0:
-            raise CaseError(row["patient_id"], str(case.preprocess_mask), f"ROI '{name}' is empty",
-                            "check the mask, or switch the peritumoral ring off (segment.peritumoral.activate)")
         sitk.WriteImage(roi, str(case.roi(name)), useCompression=True)
-        result[f"roi_{name}_voxels"] = n
+        result[f"roi_{name}_voxels"] = int(np.count_nonzero(sitk.GetArrayViewFromImage(roi)))
     return result
 
 

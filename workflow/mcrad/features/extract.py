@@ -15,7 +15,7 @@ from mcrad.cases import run_stage
 from mcrad.errors import CaseError, McradError
 from mcrad.files import STATUS_COLUMNS, file_sha256, read_shard, write_table
 from mcrad.paths import CaseFiles, Paths
-from mcrad.segment import roi_names
+from mcrad.segment import roi_gate, roi_names
 
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
@@ -32,10 +32,20 @@ def make_extractor(params_file: str | Path):
         raise McradError(f"pyradiomics rejects parameter file {params_file}: {exc}") from exc
 
 
+def _number(value: Any) -> float:
+    """A pyradiomics value as a float; a complex or non-finite value (a degenerate shape, e.g. the eigenvalues of
+    a ROI one voxel thick) is NaN, which extract_roi flags."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr) or arr.size != 1:
+        return float("nan")
+    number = float(arr)
+    return number if np.isfinite(number) else float("nan")
+
+
 def extract(extractor, image: sitk.Image, roi: sitk.Image, prefix: str) -> dict[str, float]:
     """Feature values of one ROI, prefixed; pyradiomics' diagnostics are left out."""
     result = extractor.execute(image, roi, label=1)
-    return {f"{prefix}_{k}": float(np.asarray(v)) for k, v in result.items() if not k.startswith("diagnostics_")}
+    return {f"{prefix}_{k}": _number(v) for k, v in result.items() if not k.startswith("diagnostics_")}
 
 
 TEXTURE_CLASSES = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
@@ -74,7 +84,7 @@ def extract_roi(extractor, image: sitk.Image, roi: sitk.Image, prefix: str) -> t
         if np.isnan(v) and not (flat and image_type == "original" and cls in TEXTURE_CLASSES):
             nan_groups.setdefault((image_type, cls), []).append(feature)
     flags += [{"prefix": prefix, "image_type": it, "feature_class": cls,
-               "problem": f"pyradiomics returned NaN for {', '.join(feats)}"}
+               "problem": f"pyradiomics returned NaN, inf or a complex value for {', '.join(feats)}"}
               for (it, cls), feats in nan_groups.items()]
     return values, flags
 
@@ -87,17 +97,24 @@ def sequence_images(case: CaseFiles, opts: dict, sequences: list[str]) -> dict[s
     return {seq: case.preprocess_sequence(seq) for seq in sequences}
 
 
-def features_case(row: pd.Series, extractor, opts: dict, rois: list[str], paths: Paths, sequences: list[str] = (),
-                  auto_masks: bool = False) -> dict[str, Any]:
+def features_case(row: pd.Series, extractor, opts: dict, segment_opts: dict, paths: Paths,
+                  sequences: list[str] = (), auto_masks: bool = False) -> dict[str, Any]:
+    """Features of every ROI of the case (features.sequence or each of cohort.sequences), with QC flags."""
     case = paths.case(row["centre"], row["patient_id"])
     values: dict[str, Any] = {}
     flags: list[dict] = []
     for seq, image_file in sequence_images(case, opts, list(sequences)).items():
         image = _read(row["patient_id"], image_file)
-        for roi in rois:
+        for roi in roi_names(segment_opts):
             roi_path = case.roi(roi, auto_masks)
+            mask = _read(row["patient_id"], roi_path)
+            problem = roi_gate(mask, segment_opts)
+            if problem:  # the tumour passed this gate at segment: a derived ROI (ring) too small for features
+                flags.append({"roi": roi, "prefix": f"{seq}_{roi}", "image_type": "all", "feature_class": "all",
+                              "problem": f"ROI {problem}"})
+                continue
             try:
-                v, f = extract_roi(extractor, image, _read(row["patient_id"], roi_path), f"{seq}_{roi}")
+                v, f = extract_roi(extractor, image, mask, f"{seq}_{roi}")
             except (ValueError, RuntimeError) as exc:
                 raise CaseError(row["patient_id"], str(roi_path), f"pyradiomics failed on ROI '{roi}' of {seq} ({exc})",
                                 "inspect the ROI in the QC images (empty ROI, or image and ROI grids differ)") from exc
@@ -122,7 +139,8 @@ def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Pa
     rows = rows[STATUS_COLUMNS]
     # the robustness filter does not change a case's features: its options must not invalidate the cache
     options = {**{k: v for k, v in opts.items() if k != "robustness"}, "params_sha256": file_sha256(opts["params"]),
-               "rois": rois, **({"sequences": list(sequences)} if sequences else {}),
+               "rois": rois, "gates": [segment_opts["min_voxels"], segment_opts["min_extent_voxels"]],
+               **({"sequences": list(sequences)} if sequences else {}),
                **({"auto_masks": True} if auto_masks else {})}
 
     def inputs(r: pd.Series) -> list[Path]:
@@ -130,7 +148,8 @@ def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Pa
         return [*sequence_images(case, opts, list(sequences)).values(),
                 *(case.roi(x, auto_masks) for x in rois)]
 
-    return run_stage(rows, "features", lambda r: features_case(r, extractor, opts, rois, paths, sequences, auto_masks),
+    return run_stage(rows, "features",
+                     lambda r: features_case(r, extractor, opts, segment_opts, paths, sequences, auto_masks),
                      inputs, paths, __file__, options, strict)
 
 

@@ -3,6 +3,8 @@ of each feature over perturbed ROIs of a seeded sample of training cases."""
 from __future__ import annotations
 
 import itertools
+import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -119,12 +121,19 @@ def robustness_study(features: pd.DataFrame, opts: dict, segment_opts: dict, pat
     per_case = {}
     for _, row in chosen.iterrows():
         case_seed = int(rng.integers(2**31))
-        table = robustness_case(row, extractor, opts, segment_opts, paths, case_seed, sequences)
+        try:
+            table = robustness_case(row, extractor, opts, segment_opts, paths, case_seed, sequences)
+        except Exception as exc:  # noqa: BLE001 - one case's failure leaves it out of the ICCs, not the study
+            traceback.print_exception(exc, file=sys.stderr)
+            print(f"mcrad: robustness: patient {row['patient_id']} left out of the ICCs ({type(exc).__name__}: "
+                  f"{exc}); each feature's `cases` column counts the cases used", file=sys.stderr)
+            continue
         per_case[row["patient_id"]] = table.reindex(columns=[c for c in features.columns
                                                               if c not in ("patient_id", "centre")])
+    if not per_case:
+        raise McradError("robustness: every sampled training case failed (see the log above). Fix: inspect those "
+                         "cases, or set features.robustness.activate: false.")
     return robustness_table(per_case, rob["threshold"])
-
-
 
 
 def robustness_stage(feature_files: list[Path], opts: dict, segment_opts: dict, paths: Paths, seed: int,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mcrad.cases import failure_summary
 from mcrad.endpoints import Endpoint
 from mcrad.report.inputs import ReportInputs
 from mcrad.report.page import Report, png_tag, table
@@ -93,7 +94,8 @@ def cohort_section(rep: Report, cfg: dict, cohort: pd.DataFrame) -> None:
 def qc_section(rep: Report, inputs: ReportInputs) -> None:
     paths = inputs.paths
     quarantine = inputs.table(paths.qc_quarantine)
-    body = (f"<p>{len(quarantine)} case(s) quarantined (left out of the analysis, with the reason):</p>"
+    body = (f"<p>{len(quarantine)} case(s) quarantined (left out of the analysis), per centre, stage and "
+            "reason:</p>" + table(failure_summary(quarantine)) + "<p>Each case, with its file and what to do:</p>"
             + table(quarantine)) if len(quarantine) else "<p>No case was quarantined.</p>"
     qc = inputs.table(paths.qc_ingest)
     ok = qc[qc["status"] == "ok"]
