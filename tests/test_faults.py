@@ -340,3 +340,37 @@ def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path
     assert "quarantined (left out of the analysis), per centre, stage and reason" in html
     assert "case(s) quarantined (C2" in proc.stdout + proc.stderr
     assert not list(REPO.glob("PWNED*")) and not list(tmp_path.rglob("PWNED*")), "a file name was executed"
+
+
+def test_an_image_file_listed_for_two_patients_is_warned_about(tmp_path, capsys):
+    from mcrad.files import read_table, write_table
+    from mcrad.ingest import qc_ingest_stage
+
+    shard = pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "centre": "A", "status": ["ok", "ok", "ok", "error"],
+                          "failed_stage": "", "message": "", "warnings": ["", "mask has label(s) [2]", "", ""],
+                          "image_sha256": ["h1", "h1", "h2", "h1"]})
+    write_table(shard, tmp_path / "s.tsv")
+    qc_ingest_stage([tmp_path / "s.tsv"], tmp_path / "qc.tsv")
+    qc = read_table(tmp_path / "qc.tsv").set_index("patient_id")
+    assert qc.at["a", "warnings"] == "the same image file as patient(s) ['b']"
+    assert qc.at["b", "warnings"] == "mask has label(s) [2]; the same image file as patient(s) ['a']"
+    assert pd.isna(qc.at["c", "warnings"]) and pd.isna(qc.at["d", "warnings"])
+    assert "patient a: the same image file" in capsys.readouterr().out
+
+
+def test_a_case_the_autoseg_network_cannot_segment_loses_only_its_auto_mask(tmp_path, monkeypatch):
+    import mcrad.autoseg as autoseg
+
+    paths = Paths(tmp_path)
+    cases = []
+    for pid in ("good", "broken"):
+        ip, mp = write_pair(tmp_path / "src", pid)
+        cases.append((pid, "B", ip, mp if pid == "good" else tmp_path / "missing.nii.gz"))
+
+    # a stand-in for the UNet; the broken case's provided mask is missing, so its Dice cannot be computed
+    monkeypatch.setattr(autoseg, "predict_autoseg", lambda net, image, opts, device: sitk.Cast(image > 0,
+                                                                                              sitk.sitkUInt8))
+    out = autoseg.autoseg_centre(None, cases, {}, paths, None)
+    assert list(out["patient_id"]) == ["good", "broken"] and np.isnan(out.loc[1, "dice"])
+    assert paths.case("B", "good").roi("tumour", auto=True).is_file()
+    assert not paths.case("B", "broken").roi("tumour", auto=True).exists()

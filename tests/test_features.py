@@ -1,3 +1,4 @@
+import json
 import re
 
 import numpy as np
@@ -73,7 +74,12 @@ def test_shard_gives_nan_and_a_flag_for_a_roi_too_small_or_flat_and_quarantines_
     assert values.loc["flat", "CT_tumour_original_firstorder_Mean"] == 40
     got = {(r.patient_id, r.roi, r.image_type, r.feature_class) for r in flags.itertuples()}
     assert got == {("tiny", "tumour", "all", "all"), *(("flat", "tumour", "original", c) for c in TEXTURE_CLASSES)}
-    assert flags.loc[flags["patient_id"] == "tiny", "problem"].item().startswith("mask only contains 1 segmented")
+    # the ROI gate (segment.min_voxels) answers first; without it, pyradiomics' own check does
+    assert flags.loc[flags["patient_id"] == "tiny", "problem"].item() == \
+        "ROI has 1 voxel(s), fewer than segment.min_voxels = 8"
+    ungated = features_shard(rows.iloc[[1]], opts, {"peritumoral": {"activate": False}, "min_voxels": 1,
+                                                    "min_extent_voxels": 1}, Paths(tmp_path / "out"), False)
+    assert json.loads(ungated.loc[0, "qc_flags"])[0]["problem"].startswith("mask only contains 1 segmented")
 
 
 def test_extract_cli_writes_one_row_and_flags(tmp_path):

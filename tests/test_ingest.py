@@ -62,7 +62,7 @@ def test_bad_inputs_are_quarantined_with_patient_file_and_fix(tmp_path):
         "twod": (tmp_path / "flat2d.nii.gz", good_mask),
     })
     assert out.set_index("patient_id").loc["good", "status"] == "ok"
-    assert "patient corrupt" in message(out, "corrupt") and "cannot be read" in message(out, "corrupt")
+    assert "patient corrupt" in message(out, "corrupt") and "truncated or corrupt" in message(out, "corrupt")
     assert "corrupt.nii.gz" in message(out, "corrupt") and "Fix:" in message(out, "corrupt")
     assert "gone.nii.gz" in message(out, "missing") and "not found" in message(out, "missing")
     assert "mask is empty" in message(out, "empty")

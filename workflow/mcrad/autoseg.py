@@ -4,6 +4,8 @@ the provided masks per centre goes to the report."""
 from __future__ import annotations
 
 import json
+import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -104,15 +106,24 @@ def autoseg_centre(net, cases: list[tuple[str, str, Path, Path]], opts: dict, pa
     rois = roi_names(segment_opts) if segment_opts else ["tumour"]
     out = []
     for pid, centre, image_path, mask_path in cases:
-        image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
-        auto = predict_autoseg(net, image, opts, device)
         case = paths.case(centre, pid)
-        case.segment_dir.mkdir(parents=True, exist_ok=True)
-        sitk.WriteImage(auto, str(case.roi("tumour", auto=True)), useCompression=True)
-        if "peritumoral" in rois:
-            peri = segment_opts["peritumoral"]
-            ring = peritumoral_ring(image, auto, peri["radius_mm"], peri["min_intensity"])
-            sitk.WriteImage(ring, str(case.roi("peritumoral", auto=True)), useCompression=True)
+        try:
+            image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
+            auto = predict_autoseg(net, image, opts, device)
+            case.segment_dir.mkdir(parents=True, exist_ok=True)
+            sitk.WriteImage(auto, str(case.roi("tumour", auto=True)), useCompression=True)
+            if "peritumoral" in rois:
+                peri = segment_opts["peritumoral"]
+                ring = peritumoral_ring(image, auto, peri["radius_mm"], peri["min_intensity"])
+                sitk.WriteImage(ring, str(case.roi("peritumoral", auto=True)), useCompression=True)
+        except Exception as exc:  # noqa: BLE001 - one case without an auto mask; its features quarantine it
+            traceback.print_exception(exc, file=sys.stderr)
+            for roi in rois:
+                case.roi(roi, auto=True).unlink(missing_ok=True)
+            print(f"mcrad: autoseg: patient {pid} has no auto mask ({type(exc).__name__}: {exc}); its features "
+                  "job quarantines it", file=sys.stderr)
+            out.append({"patient_id": pid, "centre": centre, "dice": np.nan, "auto_voxels": 0})
+            continue
         out.append({"patient_id": pid, "centre": centre,
                     "dice": dice(sitk.GetArrayFromImage(auto), sitk.GetArrayFromImage(mask) > 0),
                     "auto_voxels": int(sitk.GetArrayViewFromImage(auto).sum())})

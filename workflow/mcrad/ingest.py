@@ -19,7 +19,7 @@ from mcrad import dicom
 from mcrad.cases import run_stage
 from mcrad.cohort import load_sheet, resolve_path, sequence_files
 from mcrad.errors import CaseError
-from mcrad.files import STATUS_COLUMNS, file_sha256, read_table, write_table
+from mcrad.files import STATUS_COLUMNS, file_sha256, read_table, read_tables, write_table
 from mcrad.paths import CaseFiles, Paths
 
 GEOMETRY_TOL_MM = 1e-3
@@ -349,3 +349,31 @@ def qc_pictures_stage(qc_file: Path, paths: Paths) -> None:
             shutil.copyfile(source, paths.qc_picture_copy(r.centre, r.patient_id))
             kept.append(r.Index)
     write_table(chosen.loc[kept], paths.qc_pictures_index)
+
+
+def flag_shared_images(qc: pd.DataFrame) -> pd.DataFrame:
+    """The study's ingest QC table with a warning on every case whose image file (sha256) another case also lists:
+    a copy-paste slip in the sheet, or a patient registered twice."""
+    if "image_sha256" not in qc or qc.empty:
+        return qc
+    ok = qc[(qc["status"] == "ok") & qc["image_sha256"].notna()]
+    owners = ok.groupby("image_sha256")["patient_id"].agg(list)
+    shared = {pid: [o for o in owners[h] if o != pid] for pid, h in zip(ok["patient_id"], ok["image_sha256"],
+                                                                          strict=True) if len(owners[h]) > 1}
+    if not shared:
+        return qc
+    qc = qc.copy()
+    qc["warnings"] = qc["warnings"].astype(object)
+    for i in qc.index[qc["patient_id"].isin(list(shared))]:
+        note = f"the same image file as patient(s) {shared[qc.at[i, 'patient_id']]}"
+        previous = qc.at[i, "warnings"]
+        qc.at[i, "warnings"] = f"{previous}; {note}" if isinstance(previous, str) and previous else note
+    return qc
+
+
+def qc_ingest_stage(shard_files: list[Path], out: Path) -> None:
+    """`mcrad qc-ingest`: the study's ingest QC table from the shard tables, with study-level warnings."""
+    qc = flag_shared_images(read_tables(shard_files))
+    for r in qc[qc["warnings"].astype(str).str.contains("the same image file", na=False)].itertuples():
+        print(f"mcrad: warning: patient {r.patient_id}: {r.warnings}")
+    write_table(qc, out)

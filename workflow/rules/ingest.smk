@@ -52,13 +52,13 @@ rule qc_ingest:
     output:
         PATHS.qc_ingest,
     params:
-        code=code_hash("study"),
+        code=code_hash("ingest"),
     log:
         PATHS.log("qc_ingest"),
     conda:
         CONDA_ENV
     shell:
-        "python -m mcrad.cli concat --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m mcrad.cli qc-ingest --shards {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule qc_pictures:

@@ -31,6 +31,12 @@ def cmd_qc_pictures(a) -> None:
     qc_pictures_stage(Path(a.qc), a.root)
 
 
+def cmd_qc_ingest(a) -> None:
+    from mcrad.ingest import qc_ingest_stage
+
+    qc_ingest_stage(a.shards, Path(a.out))
+
+
 def register(sub) -> None:
     s = sub.add_parser("ingest", help="read, check and canonicalise the images and masks of a shard")
     s.add_argument("--sheet", required=True)
@@ -48,6 +54,11 @@ def register(sub) -> None:
     s.add_argument("--out-image", required=True)
     s.add_argument("--out-mask", default=None)
     s.set_defaults(func=cmd_dicom2nifti)
+
+    s = sub.add_parser("qc-ingest", help="the study's ingest QC table (warns on an image file listed twice)")
+    s.add_argument("--shards", nargs="+", required=True, help="ingest shard tables")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_qc_ingest)
 
     s = sub.add_parser("qc-pictures", help="copy the QC pictures the report shows (a few per centre)")
     s.add_argument("--qc", required=True, help="the ingest QC table of the study (qc/ingest.tsv)")
