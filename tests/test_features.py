@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from helpers import write_pair
+from helpers import STUDY, write_pair
 from mcrad.errors import McradError
 from mcrad.features.extract import TEXTURE_CLASSES, extract, features_shard, gather, make_extractor
 from mcrad.features.robustness import PERTURBATIONS, perturbed_rois, robustness_study, robustness_table
@@ -194,3 +194,25 @@ def test_robustness_table_leaves_out_cases_a_perturbation_destroyed():
     assert not t.loc["noisy", "kept"]
     per_case = {k: v.iloc[:, :1].assign(stable=np.nan) if k != "p4" else v for k, v in per_case.items()}
     assert np.isnan(robustness_table(per_case, 0.75).set_index("feature").loc["stable", "icc"])  # < 3 cases
+
+
+def test_shard_with_ibsi_options_resegments_bins_and_adds_the_ibsi_class(tmp_path):
+    from mcrad.config import load_config
+
+    _case(tmp_path, "good", 5)
+    rows = pd.DataFrame({"patient_id": ["good"], "centre": "A", "status": "ok", "failed_stage": "", "message": ""})
+    base = load_config({**STUDY, "features": {"params": PARAMS}})["features"]
+    ibsi = {**base, "resegment": {"range": [40, 100], "outlier_sd": 3}, "discretisation": "ibsi",
+            "ibsi_extra": {"activate": True}}
+    seg = {"peritumoral": {"activate": False}, "min_voxels": 8, "min_extent_voxels": 2}
+    plain = features_shard(rows, base, seg, Paths(tmp_path / "out"), True).iloc[0]
+    out = features_shard(rows, ibsi, seg, Paths(tmp_path / "out"), True).iloc[0]
+    assert not any("_ibsi_" in c for c in plain.index)
+    extra = [c for c in out.index if c.startswith("CT_tumour_original_ibsi_")]
+    assert {"CT_tumour_original_ibsi_stat_cov", "CT_tumour_original_ibsi_loc_peak_glob",
+            "CT_tumour_original_ibsi_morph_comp_2"} <= set(extra)
+    assert float(plain["CT_tumour_original_firstorder_Minimum"]) < 40
+    assert float(out["CT_tumour_original_firstorder_Minimum"]) >= 40  # re-segmented intensity ROI
+    assert float(out["CT_tumour_original_firstorder_Maximum"]) <= 100
+    # shape keeps the whole ROI (IBSI morphological mask)
+    assert out["CT_tumour_original_shape_VoxelVolume"] == plain["CT_tumour_original_shape_VoxelVolume"]

@@ -20,6 +20,7 @@ from mcrad.preprocess import (
     read_cropped,
     register_rigid,
     resample_pair,
+    whole_image_subgrid,
     zscore,
 )
 from mcrad.segment import peritumoral_ring, roi_names
@@ -60,6 +61,58 @@ def test_resampling_keeps_the_roi_volume():
     volume = np.count_nonzero(sitk.GetArrayFromImage(m)) * 1.0
     assert volume == pytest.approx(4 / 3 * np.pi * 8.0 ** 3, rel=0.08)
     assert m.GetSpacing() == (1.0, 1.0, 1.0) and img.GetSize() == m.GetSize()
+
+
+@pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (1.3, 0.7, 2.5), (2.0, 2.0, None)])
+def test_grid_image_crop_saves_memory_but_never_moves_the_grid(tmp_path, spacing):
+    """preprocess.grid image: resampling the crop gives exactly the voxels of resampling the whole image onto the
+    grid centred on it (IBSI), cut to the crop; grid crop centres the grid on the crop instead."""
+    from mcrad.config import load_config
+    from mcrad.preprocess import preprocess_images, target_spacing
+
+    image, mask = sphere()
+    rng = np.random.default_rng(0)
+    arr = sitk.GetArrayFromImage(image) + rng.normal(0, 20, sitk.GetArrayFromImage(image).shape)
+    noisy = sitk.GetImageFromArray(arr.astype(np.float32))
+    noisy.CopyInformation(image)
+    sitk.WriteImage(noisy, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(mask, str(tmp_path / "mask.nrrd"))
+    opts = load_config({**STUDY, "preprocess": {"spacing_mm": list(spacing), "grid": "image", "crop_margin_mm": 4.0,
+                                                "image_interpolator": "linear", "intensity_clip": None}})["preprocess"]
+    img, m, _, _ = preprocess_images(tmp_path / "image.nrrd", tmp_path / "mask.nrrd", opts)
+    sp = target_spacing(image, opts["spacing_mm"])
+    full = whole_image_subgrid(mask, sp, [0, 0, 0], list(mask.GetSize()))
+    whole_img, whole_m = resample_pair(noisy, mask, sp, "linear", 0.5, full)
+    assert img.GetSize() < whole_img.GetSize()  # the crop saved memory
+    start = whole_img.TransformPhysicalPointToIndex(img.GetOrigin())
+    np.testing.assert_allclose(whole_img.TransformIndexToPhysicalPoint(start), img.GetOrigin(), atol=1e-6)
+    cut = sitk.RegionOfInterest(whole_img, img.GetSize(), start)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(cut), atol=1e-3)
+    assert np.array_equal(sitk.GetArrayFromImage(m), sitk.GetArrayFromImage(sitk.RegionOfInterest(whole_m, m.GetSize(),
+                                                                                                     start)))
+    assert np.count_nonzero(sitk.GetArrayFromImage(m)) == np.count_nonzero(sitk.GetArrayFromImage(whole_m))
+    np.testing.assert_allclose(centre_of(full), centre_of(image), atol=1e-9)  # centred on the whole image
+
+
+def test_no_interpolation_and_rounding(tmp_path):
+    from mcrad.config import load_config
+    from mcrad.preprocess import preprocess_images
+
+    image, mask = sphere()
+    arr = sitk.GetArrayFromImage(image) + 0.5 + np.arange(sitk.GetArrayFromImage(image).size).reshape(
+        sitk.GetArrayFromImage(image).shape) % 3 * 0.3
+    src = sitk.GetImageFromArray(arr.astype(np.float32))
+    src.CopyInformation(image)
+    sitk.WriteImage(src, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(mask, str(tmp_path / "mask.nrrd"))
+    opts = load_config({**STUDY, "preprocess": {"spacing_mm": [None, None, None], "grid": "image",
+                                                "round_intensities": True, "intensity_clip": None}})["preprocess"]
+    img, m, _, _ = preprocess_images(tmp_path / "image.nrrd", tmp_path / "mask.nrrd", opts)
+    assert img.GetSpacing() == image.GetSpacing()
+    lo = image.TransformPhysicalPointToIndex(img.GetOrigin())
+    crop = sitk.GetArrayFromImage(sitk.RegionOfInterest(src, img.GetSize(), lo))
+    assert np.array_equal(sitk.GetArrayFromImage(img), np.round(crop))  # voxels kept, only rounded (half to even)
+    assert np.count_nonzero(sitk.GetArrayFromImage(m)) == np.count_nonzero(sitk.GetArrayFromImage(mask))
 
 
 def test_crop_keeps_the_roi_and_the_margin():

@@ -92,3 +92,17 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     with open(path) as fh:
         return load_config(yaml.safe_load(fh))
+
+
+def load_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """Some top-level sections of a study config (e.g. an IBSI configuration's preprocess and features), validated
+    against their part of the schema with its defaults filled in; raise ConfigError otherwise."""
+    full = _schema("config.schema.yaml")
+    schema = {**{k: v for k, v in full.items() if k not in ("properties", "required")}, "required": []}
+    schema["properties"] = full["properties"]
+    cfg = copy.deepcopy(raw)
+    errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        raise ConfigError("invalid configuration sections:\n" + "\n".join(
+            f"  - config.{'.'.join(str(p) for p in e.path) or '<top>'}: {e.message}" for e in errors))
+    return {k: cfg[k] for k in raw}

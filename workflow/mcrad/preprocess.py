@@ -37,41 +37,134 @@ def crop_to_roi(image: sitk.Image, mask: sitk.Image, margin_mm: float) -> tuple[
     return sitk.RegionOfInterest(image, size, lo), sitk.RegionOfInterest(mask, size, lo)
 
 
-def read_cropped(image_path: Path, mask_path: Path, margin_mm: float) -> tuple[sitk.Image, sitk.Image]:
-    """crop_to_roi without holding the whole image: the mask gives the box, then only that region of the image
-    is read (half the time and a fraction of the memory of reading a 512x512x150 CT)."""
-    mask = sitk.ReadImage(str(mask_path))
-    lo, size = roi_region(mask, margin_mm)
+def read_region(image_path: Path, lo: list[int], size: list[int]) -> sitk.Image:
+    """Only the region (index lo, size) of an image file: half the time and a fraction of the memory of reading a
+    512x512x150 CT whole."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(image_path))
     reader.SetExtractIndex(lo)
     reader.SetExtractSize(size)
-    return reader.Execute(), sitk.RegionOfInterest(mask, size, lo)
+    return reader.Execute()
+
+
+def read_cropped(image_path: Path, mask_path: Path, margin_mm: float) -> tuple[sitk.Image, sitk.Image]:
+    """crop_to_roi without holding the whole image: the mask gives the box, then only that region is read."""
+    mask = sitk.ReadImage(str(mask_path))
+    lo, size = roi_region(mask, margin_mm)
+    return read_region(image_path, lo, size), sitk.RegionOfInterest(mask, size, lo)
+
+
+def target_spacing(image: sitk.Image, spacing_mm: list[float | None]) -> tuple[float, float, float]:
+    """preprocess.spacing_mm with each null replaced by the image's own spacing along that axis."""
+    return tuple(float(own if s is None else s) for s, own in zip(spacing_mm, image.GetSpacing(), strict=True))
 
 
 def aligned_grid(image: sitk.Image, spacing: tuple[float, float, float]) -> tuple[list[int], list[float]]:
     """Size and origin of a grid with `spacing` whose centre coincides with the image's centre (IBSI)."""
+    size, offset = _grid_offset(image, spacing)
+    origin = np.array(image.GetOrigin()) + np.array(image.GetDirection()).reshape(3, 3) @ offset
+    return size, origin.tolist()
+
+
+def _grid_offset(image: sitk.Image, spacing: tuple[float, float, float]) -> tuple[list[int], np.ndarray]:
+    """Size of the centred grid, and its first voxel centre in the image's own axes (mm from the image origin)."""
     old_sp, old_size = np.array(image.GetSpacing()), np.array(image.GetSize())
     new_sp = np.array(spacing, dtype=float)
     new_size = np.maximum(1, np.ceil(old_size * old_sp / new_sp)).astype(int)
-    offset = (old_sp * (old_size - 1) - new_sp * (new_size - 1)) / 2.0
-    origin = np.array(image.GetOrigin()) + np.array(image.GetDirection()).reshape(3, 3) @ offset
-    return new_size.tolist(), origin.tolist()
+    return new_size.tolist(), (old_sp * (old_size - 1) - new_sp * (new_size - 1)) / 2.0
+
+
+def grid_image(size: list[int], spacing: tuple[float, float, float], origin: list[float],
+               direction: tuple[float, ...]) -> sitk.Image:
+    ref = sitk.Image([int(n) for n in size], sitk.sitkUInt8)
+    ref.SetSpacing(tuple(float(s) for s in spacing))
+    ref.SetOrigin(tuple(float(o) for o in origin))
+    ref.SetDirection(direction)
+    return ref
+
+
+def whole_image_subgrid(whole: sitk.Image, spacing: tuple[float, float, float], lo: list[int], size: list[int]
+                        ) -> sitk.Image:
+    """The part of the grid centred on the whole image (`whole`: its geometry; the mask serves) that the region
+    (lo, size) of the image can interpolate exactly as the whole image would: output voxel centres between the
+    region's first and last voxel centres, or up to the grid's end where the region reaches the image border. So
+    a crop saves memory without moving the grid (IBSI: the grid is centred on the image, not on the crop)."""
+    full_size, offset = _grid_offset(whole, spacing)
+    old_sp, new_sp = np.array(whole.GetSpacing()), np.array(spacing, dtype=float)
+    first, last = [], []
+    for k in range(3):
+        hi = lo[k] + size[k] - 1
+        a = (lo[k] * old_sp[k] - offset[k]) / new_sp[k]
+        b = (hi * old_sp[k] - offset[k]) / new_sp[k]
+        first.append(0 if lo[k] == 0 else max(0, int(np.ceil(a - 1e-6))))
+        last.append(full_size[k] - 1 if hi == whole.GetSize()[k] - 1
+                    else min(full_size[k] - 1, int(np.floor(b + 1e-6))))
+    first_mm = offset + np.array(first) * new_sp
+    origin = np.array(whole.GetOrigin()) + np.array(whole.GetDirection()).reshape(3, 3) @ first_mm
+    return grid_image([b - a + 1 for a, b in zip(first, last, strict=True)], spacing, origin.tolist(),
+                      whole.GetDirection())
+
+
+def crop_centred_grid(image: sitk.Image, spacing: tuple[float, float, float]) -> sitk.Image:
+    """The grid centred on `image` itself (after a crop: on the crop; mcrad's default, preprocess.grid crop)."""
+    size, origin = aligned_grid(image, spacing)
+    return grid_image(size, spacing, origin, image.GetDirection())
 
 
 def resample_pair(image: sitk.Image, mask: sitk.Image, spacing: tuple[float, float, float], interpolator: str,
-                  mask_threshold: float) -> tuple[sitk.Image, sitk.Image]:
-    size, origin = aligned_grid(image, spacing)
-    ref = sitk.Image(size, sitk.sitkUInt8)
-    ref.SetSpacing(tuple(float(s) for s in spacing))
-    ref.SetOrigin(origin)
-    ref.SetDirection(image.GetDirection())
+                  mask_threshold: float, grid: sitk.Image | None = None) -> tuple[sitk.Image, sitk.Image]:
+    """Image (float32, `interpolator`) and mask (linear, kept where >= mask_threshold: IBSI) on `grid`, by default
+    the grid with `spacing` centred on `image`."""
+    ref = crop_centred_grid(image, spacing) if grid is None else grid
     lowest = float(sitk.GetArrayViewFromImage(image).min())
     img = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), ref, sitk.Transform(), INTERPOLATORS[interpolator],
                         lowest, sitk.sitkFloat32)
     frac = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0,
                          sitk.sitkFloat32)
     return img, sitk.Cast(frac >= mask_threshold, sitk.sitkUInt8)
+
+
+def resample_roi(image: sitk.Image, mask: sitk.Image, whole: sitk.Image, lo: list[int], size: list[int], opts: dict
+                 ) -> tuple[sitk.Image, sitk.Image]:
+    """The cropped image and mask (region lo, size of `whole`'s grid) resampled as preprocess.spacing_mm, grid,
+    image_interpolator and mask_threshold say. Spacing equal to the image's on every axis: no interpolation."""
+    spacing = target_spacing(whole, opts["spacing_mm"])
+    if spacing == tuple(float(s) for s in whole.GetSpacing()) and opts["grid"] == "image":
+        return sitk.Cast(image, sitk.sitkFloat32), sitk.Cast(mask > 0, sitk.sitkUInt8)
+    grid = whole_image_subgrid(whole, spacing, lo, size) if opts["grid"] == "image" else None
+    return resample_pair(image, mask, spacing, opts["image_interpolator"], opts["mask_threshold"], grid)
+
+
+def ct_intensities(image: sitk.Image, opts: dict) -> sitk.Image:
+    """After interpolation: round to whole numbers (preprocess.round_intensities; IBSI: whole HU), then clip to
+    preprocess.intensity_clip (null: no clip)."""
+    if opts["round_intensities"]:
+        arr = np.round(sitk.GetArrayFromImage(image))  # half to even, as numpy (and mirp) round
+        rounded = sitk.GetImageFromArray(arr.astype(np.float32))
+        rounded.CopyInformation(image)
+        image = rounded
+    if opts["intensity_clip"] is not None:
+        low, high = opts["intensity_clip"]
+        image = sitk.Clamp(image, sitk.sitkFloat32, float(low), float(high))
+    return image
+
+
+def preprocess_images(image_file: Path, mask_file: Path, opts: dict, standard: list[float] | None = None
+                      ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None, sitk.Image | None]:
+    """The preprocessed (image, mask) of one case, as rule preprocess writes them, from its image and mask files;
+    plus, for MR, the whole intensity-treated image and mask (multi-sequence registration needs them)."""
+    whole_mask = sitk.ReadImage(str(mask_file))
+    lo, size = roi_region(whole_mask, opts["crop_margin_mm"])
+    whole = None
+    if opts["modality"] == "MR":  # body statistics and the bias field need the whole image
+        whole = mr_intensities(sitk.ReadImage(str(image_file)), opts, standard)
+        image = sitk.RegionOfInterest(whole, size, lo)
+    else:
+        image = read_region(image_file, lo, size)
+    image, mask = resample_roi(image, sitk.RegionOfInterest(whole_mask, size, lo), whole_mask, lo, size, opts)
+    if opts["modality"] == "CT":
+        image = ct_intensities(image, opts)
+    return image, mask, whole, (whole_mask if whole is not None else None)
 
 
 def mr_intensities(image: sitk.Image, opts: dict, standard: list[float] | None) -> sitk.Image:
@@ -128,17 +221,7 @@ def preprocess_case(row: pd.Series, opts: dict, paths: Paths, standard: list[flo
                     sequences: list[str] = (), seed: int = 0) -> dict[str, Any]:
     case = paths.case(row["centre"], row["patient_id"])
     image_file, mask_file = case.ingest_image, case.ingest_mask
-    if opts["modality"] == "MR":  # body statistics and the bias field need the whole image
-        whole = mr_intensities(sitk.ReadImage(str(image_file)), opts, standard)
-        whole_mask = sitk.ReadImage(str(mask_file))
-        image, mask = crop_to_roi(whole, whole_mask, opts["crop_margin_mm"])
-    else:
-        image, mask = read_cropped(image_file, mask_file, opts["crop_margin_mm"])
-    image, mask = resample_pair(image, mask, tuple(opts["spacing_mm"]), opts["image_interpolator"],
-                                opts["mask_threshold"])
-    if opts["modality"] == "CT":
-        low, high = opts["intensity_clip"]
-        image = sitk.Clamp(image, sitk.sitkFloat32, float(low), float(high))
+    image, mask, whole, whole_mask = preprocess_images(image_file, mask_file, opts, standard)
     n_roi = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
     if n_roi == 0:
         raise CaseError(row["patient_id"], str(mask_file),

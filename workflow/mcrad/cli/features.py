@@ -1,4 +1,4 @@
-"""Features subcommands: features (a shard), gather, robustness, extract (one case), ibsi-report."""
+"""Features subcommands: features (a shard), gather, robustness, extract (one case), ibsi-report, ibsi-docs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +35,13 @@ def cmd_extract(a) -> None:
 def cmd_ibsi_report(a) -> None:
     from mcrad.features.ibsi import ibsi_report
 
-    Path(a.out).write_text(ibsi_report(a.phantom, a.params))
+    ibsi_report(a.image, a.mask, a.ibsi_config, a.reference).to_csv(a.out, sep="\t", index=False)
+
+
+def cmd_ibsi_docs(a) -> None:
+    from mcrad.features.ibsi_docs import ibsi_docs
+
+    Path(a.out).write_text(ibsi_docs(Path(a.data)))
 
 
 def register(sub) -> None:
@@ -75,8 +81,19 @@ def register(sub) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_extract)
 
-    s = sub.add_parser("ibsi-report", help="IBSI 1 digital phantom check; writes docs/ibsi_compliance.md")
-    s.add_argument("--phantom", default="../shared/data/ibsi1_digital_phantom")
-    s.add_argument("--params", default="config/radiomics/ibsi.yaml")
-    s.add_argument("--out", default="docs/ibsi_compliance.md")
+    s = sub.add_parser("ibsi-report", help="IBSI 1 check of an image and mask through preprocess and features: "
+                                           "one row per reference tag (tag, value, reference, tolerance, ok)")
+    s.add_argument("--image", required=True)
+    s.add_argument("--mask", required=True)
+    s.add_argument("--ibsi-config", required=True, choices=["digital", "A", "B", "C", "D", "E"],
+                   help="IBSI 1 configuration: config/ibsi/<name>.yaml (preprocess and features sections)")
+    s.add_argument("--reference", default=None,
+                   help="IBSI reference values (`reference value;tolerance;tag`); without: the computed tags only")
+    s.add_argument("--out", required=True, help="TSV")
     s.set_defaults(func=cmd_ibsi_report)
+
+    s = sub.add_parser("ibsi-docs", help="docs/ibsi_compliance.md: ibsi-report on both IBSI 1 phantoms, every "
+                                         "configuration")
+    s.add_argument("--data", default="../shared/data", help="folder holding ibsi1_digital_phantom, ibsi1_ct_phantom")
+    s.add_argument("--out", default="docs/ibsi_compliance.md")
+    s.set_defaults(func=cmd_ibsi_docs)

@@ -20,14 +20,18 @@ from mcrad.segment import roi_gate, roi_names
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
 
-def make_extractor(params_file: str | Path):
-    from radiomics import featureextractor  # heavy import, only in the rules that extract
-
+def make_extractor(params_file: str | Path, options: dict[str, Any] | None = None):
+    """pyradiomics' extractor for the parameter file, with the features section's IBSI options (`options`:
+    resegment, discretisation, ibsi_extra; None: pyradiomics as it is)."""
     if not Path(params_file).is_file():
         raise McradError(f"pyradiomics parameter file {params_file} not found. Fix: set features.params to "
                          "one of config/radiomics/*.yaml or your own pyradiomics YAML.")
+    from mcrad.features.extractor import McradExtractor  # heavy import, only in the rules that extract
+
     try:
-        return featureextractor.RadiomicsFeatureExtractor(str(params_file))
+        return McradExtractor(params_file, options)
+    except McradError:
+        raise
     except Exception as exc:  # pykwalify/yaml errors: report the file, not a stack trace
         raise McradError(f"pyradiomics rejects parameter file {params_file}: {exc}") from exc
 
@@ -134,7 +138,7 @@ def _read(patient_id: str, path: Path) -> sitk.Image:
 def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Paths, strict: bool,
                    sequences: list[str] = (), auto_masks: bool = False) -> pd.DataFrame:
     """`auto_masks`: ROIs from the auto-segmentation UNet (deep.autoseg.use_for_features) instead of the provided."""
-    extractor = make_extractor(opts["params"])
+    extractor = make_extractor(opts["params"], opts)
     rois = roi_names(segment_opts)
     rows = rows[STATUS_COLUMNS]
     # the robustness filter does not change a case's features: its options must not invalidate the cache

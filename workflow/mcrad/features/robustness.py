@@ -111,7 +111,7 @@ def robustness_study(features: pd.DataFrame, opts: dict, segment_opts: dict, pat
                      sequences: list[str] = ()) -> pd.DataFrame:
     """features/robustness.tsv from a seeded sample of the training centre(s)' cases (features.robustness.cases
     of them: the extra cost is cases x (1 + perturbations) ROI extractions, independent of the study size)."""
-    extractor = make_extractor(opts["params"])
+    extractor = make_extractor(opts["params"], opts)
     rob = opts["robustness"]
     if len(features) < 3:
         raise McradError(f"robustness: {len(features)} training case(s) came through features; ICC needs at "
