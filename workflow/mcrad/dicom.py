@@ -38,6 +38,7 @@ SAFE_TAGS = {
 }
 NON_IMAGE_MODALITIES = {"RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SEG", "SR", "PR", "KO", "REG"}
 DICOM_SUFFIXES = {".dcm", ".ima", ".dicom", ""}  # other files (notes, JSON) in a series folder are skipped
+SERIES_LIST_SUFFIX = ".series"
 SLICE_GAP_TOL_MM = 0.01
 PLANE_TOL_VOX = 0.25  # a contour's vertices must lie this close to one image slice
 ON_CONTOUR_TOL_VOX = 0.01  # a voxel centre this close to a contour (in voxels of the slice) lies on it: inside
@@ -80,10 +81,23 @@ def _header(path: Path, patient_id: str) -> pydicom.Dataset:
                         "remove it from the series folder or re-export the series from PACS") from exc
 
 
+def is_series(path: Path) -> bool:
+    """A DICOM series as a sheet names it: a folder, or a series list (`mcrad discover` writes one for a series
+    that shares its folder with others: a text file ending .series, one DICOM file path per line)."""
+    return path.is_dir() or (path.suffix == SERIES_LIST_SUFFIX and path.is_file())
+
+
+def series_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return sorted(path.parent / line for line in lines if line and not line.startswith("#"))
+
+
 def read_series(folder: Path, patient_id: str) -> DicomSeries:
-    """Read the one image series in `folder` (RT objects alongside are ignored), checking it is a uniform 3D
-    volume. Slices are ordered by position along the slice normal, not by file name or InstanceNumber."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR")
+    """Read the one image series in `folder` or series list (RT objects alongside are ignored), checking it is a
+    uniform 3D volume. Slices are ordered by position along the slice normal, not by file name or InstanceNumber."""
+    files = series_files(folder)
     if not files:
         raise CaseError(patient_id, str(folder), "image folder is empty", "point the sheet at the DICOM series")
     skipped = [f for f in files if f.suffix.lower() not in DICOM_SUFFIXES and not is_dicom(f)]

@@ -81,9 +81,10 @@ def write_series(folder, n=12, rows=32, cols=40, spacing=(0.8, 0.8, 2.0), origin
 
 
 def write_rtstruct(path, series, frame, ref, contours, phi=PHI, *, study_uid: str | None = None,
-                   when: tuple[str, str] = ("20190403", "120000")):
+                   when: tuple[str, str] = ("20190403", "120000"), reference_series: bool = True):
     """`contours`: ROI name -> list of (slice k, [(i, j), ...] polygon in continuous voxel index). `when`: the
-    structure set's (date, time), what tells an up-to-date structure set from an older one."""
+    structure set's (date, time), what tells an up-to-date structure set from an older one. Without
+    `reference_series` only the frame of reference links it to its images (as some exporters write)."""
     matrix = np.array(ref.GetDirection()).reshape(3, 3) @ np.diag(ref.GetSpacing())
     roi_seq, contour_seq = [], []
     for number, (name, polys) in enumerate(contours.items(), start=1):
@@ -98,9 +99,11 @@ def write_rtstruct(path, series, frame, ref, contours, phi=PHI, *, study_uid: st
                  StudyInstanceUID=study_uid or generate_uid(), StructureSetLabel="RS",
                  StructureSetDate=when[0], StructureSetTime=when[1],
                  StructureSetROISequence=roi_seq, ROIContourSequence=contour_seq,
-                 ReferencedFrameOfReferenceSequence=[dataset(FrameOfReferenceUID=frame, RTReferencedStudySequence=[
-                     dataset(ReferencedSOPInstanceUID=study_uid or generate_uid(),
-                             RTReferencedSeriesSequence=[dataset(SeriesInstanceUID=series)])])], **phi)
+                 ReferencedFrameOfReferenceSequence=[dataset(FrameOfReferenceUID=frame)], **phi)
+    if reference_series:
+        ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence = [dataset(
+            ReferencedSOPInstanceUID=study_uid or generate_uid(),
+            RTReferencedSeriesSequence=[dataset(SeriesInstanceUID=series)])]
     return save(ds, RTStructureSetStorage, path)
 
 

@@ -29,7 +29,7 @@ def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
     """Read a NIfTI/NRRD file, or the single DICOM series in a folder."""
     if not path.exists():
         raise CaseError(patient_id, str(path), f"{what} file not found", "correct the path in the cohort sheet")
-    if path.is_dir():
+    if dicom.is_series(path):
         return dicom.read_series(path, patient_id).image
     check_compressed(path, patient_id, what)
     try:
@@ -197,7 +197,7 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
     own mask (if the sheet gives one; registration QC only) as ingest/seqmask-<seq>.nii.gz. Returns a geometry
     summary and warnings."""
     path = resolve_path(image_cell, sheet_path)
-    series = dicom.read_series(path, pid) if path.is_dir() else None
+    series = dicom.read_series(path, pid) if dicom.is_series(path) else None
     image = series.image if series else read_image(path, pid, f"{seq} image")
     check_image(image, pid, path)
     warnings = check_geometry(image, pid, path, opts["max_extent_mm"]) + (list(series.warnings) if series else [])
@@ -219,7 +219,7 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequ
                 ) -> dict[str, Any]:
     pid = row["patient_id"]
     image_path, mask_path = resolve_path(row["image"], sheet_path), resolve_path(row["mask"], sheet_path)
-    series = dicom.read_series(image_path, pid) if image_path.is_dir() else None
+    series = dicom.read_series(image_path, pid) if dicom.is_series(image_path) else None
     image = series.image if series else read_image(image_path, pid, "image")
     check_image(image, pid, image_path)
     geometry_warnings = check_geometry(image, pid, image_path, opts["max_extent_mm"])
