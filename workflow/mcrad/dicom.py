@@ -52,6 +52,7 @@ class DicomSeries:
     sop_uids: frozenset[str]
     tags: dict[str, str]
     warnings: tuple[str, ...] = ()
+    sop_order: tuple[str, ...] = ()  # SOP Instance UIDs by slice (z) order
 
 
 def safe_tags(ds: pydicom.Dataset) -> dict[str, str]:
@@ -73,7 +74,7 @@ def is_dicom(path: Path) -> bool:
         return False
 
 
-def _header(path: Path, patient_id: str) -> pydicom.Dataset:
+def read_header(path: Path, patient_id: str) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError) as exc:
@@ -101,7 +102,7 @@ def read_series(folder: Path, patient_id: str) -> DicomSeries:
     if not files:
         raise CaseError(patient_id, str(folder), "image folder is empty", "point the sheet at the DICOM series")
     skipped = [f for f in files if f.suffix.lower() not in DICOM_SUFFIXES and not is_dicom(f)]
-    headers = [(f, _header(f, patient_id)) for f in files if f not in skipped]
+    headers = [(f, read_header(f, patient_id)) for f in files if f not in skipped]
     images = [(f, h) for f, h in headers if h.get("Modality", "") not in NON_IMAGE_MODALITIES and "Rows" in h]
     if not images:
         raise CaseError(patient_id, str(folder), "folder holds no DICOM image slices",
@@ -147,14 +148,14 @@ def read_series(folder: Path, patient_id: str) -> DicomSeries:
     note = (f"skipped non-DICOM files in the series folder: {[f.name for f in skipped]}",) if skipped else ()
     return DicomSeries(image=image, series_uid=uid, frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
                        sop_uids=frozenset(str(h.get("SOPInstanceUID", "")) for _, h in slices),
-                       tags=safe_tags(first),
-                       warnings=note)
+                       tags=safe_tags(first), warnings=note,
+                       sop_order=tuple(str(slices[i][1].get("SOPInstanceUID", "")) for i in order))
 
 
 def read_rtstruct(path: Path, patient_id: str) -> pydicom.Dataset:
     if not path.is_file():
         raise CaseError(patient_id, str(path), "RTSTRUCT file not found", "correct the mask path in the cohort sheet")
-    ds = _header(path, patient_id)
+    ds = read_header(path, patient_id)
     if ds.get("Modality", "") != "RTSTRUCT":
         raise CaseError(patient_id, str(path), f"is a {ds.get('Modality', 'untyped')} DICOM file, not an RTSTRUCT",
                         "point the mask column at the RTSTRUCT file (or at a NIfTI/NRRD mask)")

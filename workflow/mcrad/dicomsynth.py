@@ -66,12 +66,14 @@ def write_series(folder, n=12, rows=32, cols=40, spacing=(0.8, 0.8, 2.0), origin
         ds = dataset(Modality=modality, SOPInstanceUID=generate_uid(), SeriesInstanceUID=series,
                      StudyInstanceUID=study, FrameOfReferenceUID=frame, Manufacturer="ACME", ConvolutionKernel="B30f",
                      StudyDate="20190402", StudyTime="101500", StudyID="1", SeriesDescription=description,
+                     PatientSex="O", SeriesNumber=1,
                      ImageType=list(image_type), SliceThickness=spacing[2],
                      ImagePositionPatient=[f"{v:.6f}" for v in pos], ImageOrientationPatient=list(iop),
                      PixelSpacing=[spacing[1], spacing[0]], Rows=rows, Columns=cols, SamplesPerPixel=1,
                      PhotometricInterpretation="MONOCHROME2", BitsAllocated=16, BitsStored=16, HighBit=15,
                      PixelRepresentation=1, RescaleIntercept=-1000 if modality == "CT" else 0, RescaleSlope=1,
-                     InstanceNumber=n - k, PixelData=plane.tobytes(), **phi, **(extra or {}))
+                     InstanceNumber=n - k, PixelData=plane.tobytes(),
+                     **{"AccessionNumber": "", "ReferringPhysicianName": "", **phi, **(extra or {})})
         save(ds, SOP_CLASS[modality], folder / name.format(k=k))
     ref = sitk.Image([cols, rows, n], sitk.sitkUInt8)
     ref.SetSpacing(spacing)
@@ -187,3 +189,30 @@ def iso_contours(mask: np.ndarray, upsample: int = 1) -> list[tuple[int, list[tu
             xy = (line[:-1] - (upsample - 1) / 2) / upsample - 1  # back to the unpadded voxel index
             out.append((k, [(float(x), float(y)) for x, y in xy]))
     return out
+
+
+def write_seg(path, series_dir: Path, masks: dict[str, np.ndarray], fractional: bool = False) -> Path:
+    """A DICOM-SEG (highdicom) of (z, y, x) masks (bool, or 0..1 floats when `fractional`) on the series in
+    `series_dir`, one segment per label."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    sources = [pydicom.dcmread(p) for p in sorted(Path(series_dir).iterdir()) if p.is_file()]
+    sources.sort(key=lambda d: float(np.dot(np.cross(np.array(d.ImageOrientationPatient[:3], float),
+                                                     np.array(d.ImageOrientationPatient[3:], float)),
+                                            np.array(d.ImagePositionPatient, float))))
+    descriptions = [hd.seg.SegmentDescription(
+        segment_number=i, segment_label=label, segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for i, label in enumerate(masks, start=1)]
+    stack = np.stack([np.asarray(m, dtype=float if fractional else bool) for m in masks.values()], axis=-1)
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=stack.astype(np.float32) if fractional else stack.astype(np.uint8),
+        segmentation_type="FRACTIONAL" if fractional else "BINARY", segment_descriptions=descriptions,
+        series_instance_uid=generate_uid(), series_number=99, sop_instance_uid=generate_uid(), instance_number=1,
+        manufacturer="ACME", manufacturer_model_name="synth", software_versions="1", device_serial_number="1",
+        omit_empty_frames=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(path)
+    return Path(path)

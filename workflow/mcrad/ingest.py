@@ -156,7 +156,10 @@ def write_canonical(image: sitk.Image, source: Path, out: Path) -> None:
 
 def rtstruct_masks(path: Path, image: sitk.Image, series: dicom.DicomSeries | None, patient_id: str, opts: dict
                    ) -> tuple[sitk.Image, dict[str, sitk.Image], list[str]]:
-    """The analysed mask (ROIs matching `roi_pattern`, united) and the `extra_rois` masks of an RTSTRUCT."""
+    """The analysed mask (ROIs matching `roi_pattern`, united) and the `extra_rois` masks of an RTSTRUCT, or of
+    a DICOM-SEG (segments chosen by label the same way)."""
+    if path.is_file() and str(dicom.read_header(path, patient_id).get("Modality", "")) == "SEG":
+        return seg_masks(path, image, series, patient_id, opts)
     ds = dicom.read_rtstruct(path, patient_id)
     warnings = dicom.check_reference(ds, series, patient_id, path) if series else [
         "image is not DICOM; RTSTRUCT contours were placed by their coordinates only"]
@@ -171,6 +174,23 @@ def rtstruct_masks(path: Path, image: sitk.Image, series: dicom.DicomSeries | No
         else:
             warnings.append(f"no ROI matches extra_rois.{name} ({pattern!r})")
     return dicom.rasterise(ds, rois, image, patient_id, path), extras, warnings
+
+
+def seg_masks(path: Path, image: sitk.Image, series: dicom.DicomSeries | None, patient_id: str, opts: dict
+              ) -> tuple[sitk.Image, dict[str, sitk.Image], list[str]]:
+    from mcrad import dicomseg
+
+    seg = dicomseg.read_seg(path, patient_id)
+    chosen = dicomseg.select_segments(seg, opts["roi_pattern"], patient_id, path)
+    warnings = [f"segments {sorted(chosen.values())} match roi_pattern and were united"] if len(chosen) > 1 else []
+    extras = {}
+    for name, pattern in sorted(opts["extra_rois"].items()):
+        found = {n: r for n, r in dicomseg.segment_labels(seg).items() if re.fullmatch(pattern, r, flags=re.I)}
+        if found:
+            extras[name] = dicomseg.seg_mask(seg, found, series, image, patient_id, path)
+        else:
+            warnings.append(f"no segment matches extra_rois.{name} ({pattern!r})")
+    return dicomseg.seg_mask(seg, chosen, series, image, patient_id, path), extras, warnings
 
 
 def qc_picture(image: sitk.Image, mask: sitk.Image, out: Path) -> None:
