@@ -29,7 +29,7 @@ def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
     """Read a NIfTI/NRRD file, or the single DICOM series in a folder."""
     if not path.exists():
         raise CaseError(patient_id, str(path), f"{what} file not found", "correct the path in the cohort sheet")
-    if path.is_dir():
+    if dicom.is_series(path):
         return dicom.read_series(path, patient_id).image
     check_compressed(path, patient_id, what)
     try:
@@ -156,7 +156,10 @@ def write_canonical(image: sitk.Image, source: Path, out: Path) -> None:
 
 def rtstruct_masks(path: Path, image: sitk.Image, series: dicom.DicomSeries | None, patient_id: str, opts: dict
                    ) -> tuple[sitk.Image, dict[str, sitk.Image], list[str]]:
-    """The analysed mask (ROIs matching `roi_pattern`, united) and the `extra_rois` masks of an RTSTRUCT."""
+    """The analysed mask (ROIs matching `roi_pattern`, united) and the `extra_rois` masks of an RTSTRUCT, or of
+    a DICOM-SEG (segments chosen by label the same way)."""
+    if path.is_file() and str(dicom.read_header(path, patient_id).get("Modality", "")) == "SEG":
+        return seg_masks(path, image, series, patient_id, opts)
     ds = dicom.read_rtstruct(path, patient_id)
     warnings = dicom.check_reference(ds, series, patient_id, path) if series else [
         "image is not DICOM; RTSTRUCT contours were placed by their coordinates only"]
@@ -171,6 +174,23 @@ def rtstruct_masks(path: Path, image: sitk.Image, series: dicom.DicomSeries | No
         else:
             warnings.append(f"no ROI matches extra_rois.{name} ({pattern!r})")
     return dicom.rasterise(ds, rois, image, patient_id, path), extras, warnings
+
+
+def seg_masks(path: Path, image: sitk.Image, series: dicom.DicomSeries | None, patient_id: str, opts: dict
+              ) -> tuple[sitk.Image, dict[str, sitk.Image], list[str]]:
+    from mcrad import dicomseg
+
+    seg = dicomseg.read_seg(path, patient_id)
+    chosen = dicomseg.select_segments(seg, opts["roi_pattern"], patient_id, path)
+    warnings = [f"segments {sorted(chosen.values())} match roi_pattern and were united"] if len(chosen) > 1 else []
+    extras = {}
+    for name, pattern in sorted(opts["extra_rois"].items()):
+        found = {n: r for n, r in dicomseg.segment_labels(seg).items() if re.fullmatch(pattern, r, flags=re.I)}
+        if found:
+            extras[name] = dicomseg.seg_mask(seg, found, series, image, patient_id, path)
+        else:
+            warnings.append(f"no segment matches extra_rois.{name} ({pattern!r})")
+    return dicomseg.seg_mask(seg, chosen, series, image, patient_id, path), extras, warnings
 
 
 def qc_picture(image: sitk.Image, mask: sitk.Image, out: Path) -> None:
@@ -197,7 +217,7 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
     own mask (if the sheet gives one; registration QC only) as ingest/seqmask-<seq>.nii.gz. Returns a geometry
     summary and warnings."""
     path = resolve_path(image_cell, sheet_path)
-    series = dicom.read_series(path, pid) if path.is_dir() else None
+    series = dicom.read_series(path, pid) if dicom.is_series(path) else None
     image = series.image if series else read_image(path, pid, f"{seq} image")
     check_image(image, pid, path)
     warnings = check_geometry(image, pid, path, opts["max_extent_mm"]) + (list(series.warnings) if series else [])
@@ -219,7 +239,7 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequ
                 ) -> dict[str, Any]:
     pid = row["patient_id"]
     image_path, mask_path = resolve_path(row["image"], sheet_path), resolve_path(row["mask"], sheet_path)
-    series = dicom.read_series(image_path, pid) if image_path.is_dir() else None
+    series = dicom.read_series(image_path, pid) if dicom.is_series(image_path) else None
     image = series.image if series else read_image(image_path, pid, "image")
     check_image(image, pid, image_path)
     geometry_warnings = check_geometry(image, pid, image_path, opts["max_extent_mm"])

@@ -12,6 +12,7 @@ from mcrad import __version__
 from mcrad.cli import (
     autoseg,
     deep,
+    discover,
     features,
     harmonise,
     ingest,
@@ -25,7 +26,8 @@ from mcrad.cli import (
 )
 from mcrad.errors import McradError
 
-STAGES = (study, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate, prospective, report)
+STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
+          prospective, report)
 
 
 def parser() -> argparse.ArgumentParser:

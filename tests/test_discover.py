@@ -1,0 +1,153 @@
+"""`mcrad discover`: DICOM trees (nested and flat, files without extension, two patients in one folder, localizers,
+two reconstructions, duplicate and out-of-date structure sets) -> the expected cohort sheet, every exclusion with
+its reason, the clinical join both ways, the header cache, and no identifier in any output."""
+import gzip
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from helpers import STUDY
+from mcrad.cli import main
+from mcrad.config import load_config
+from mcrad.dicomsynth import PHI, square, write_rtstruct, write_series
+from mcrad.ingest import ingest_shard
+from mcrad.paths import Paths
+from pydicom.uid import generate_uid
+
+GTV = {"GTVp": [(4, square(5, 15)), (5, square(6, 14))]}
+
+
+def phi(n: int) -> dict:
+    return {**PHI, "PatientID": f"MRN{n:03d}", "PatientName": f"Doe^Patient{n}", "PatientBirthDate": f"195001{n:02d}",
+            "AccessionNumber": f"ACC{n:05d}", "InstitutionName": "Saint Elsewhere Hospital"}
+
+
+def patient(folder, n, rt=True, roi=GTV, reference_series=True, skip=(), recons=1, name="{k:03d}.dcm",
+            rt_name="rs.dcm"):
+    """A CT study (one or more reconstructions on one frame of reference) and an RTSTRUCT on the first."""
+    study, frame = generate_uid(), generate_uid()
+    first = None
+    for r in range(recons):
+        out = write_series(folder / f"recon{r}", phi=phi(n), study_uid=study, frame_uid=frame, skip=skip,
+                           description=f"Head {'B30f' if r == 0 else 'B70s'}", name=name)
+        first = first or out
+    series, frame, ref = first
+    if rt:
+        write_rtstruct(folder / rt_name, series, frame, ref, roi, phi=phi(n), study_uid=study,
+                       reference_series=reference_series)
+    return first
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trees")
+    a, b = root / "hospA", root / "hospB"
+    p1 = a / "x1" / "st"
+    patient(p1, 1)
+    write_series(p1 / "scout", n=3, phi=phi(1), image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))  # a localizer
+    p2 = a / "x2"
+    s2, f2, r2 = patient(p2, 2, recons=2)
+    write_rtstruct(p2 / "old_rs.dcm", s2, f2, r2, {"GTVp": [(4, square(5, 9))]}, phi=phi(2),
+                   when=("20190101", "080000"))  # out of date
+    shutil.copy(p2 / "rs.dcm", a / "copy_of_rs.dcm")  # a duplicate
+    patient(a / "x3", 3, roi={"Brainstem": [(4, square(5, 15))]})
+    patient(a / "x4", 4, rt=False)
+    patient(a / "x5", 5, skip=(6,))
+    patient(a / "x6", 6, recons=2, reference_series=False)  # frame of reference only: two reconstructions on it
+    s7, f7, r7 = write_series(a / "x7" / "ct", phi=phi(7))
+    write_rtstruct(a / "x7" / "rs.dcm", generate_uid(), f7, r7, GTV, phi=phi(7))  # drawn on a series not exported
+    flat = b / "EXPORT"  # flat: two patients in one folder, files without extension
+    patient(flat, 11, name="IM{k:04d}_11", rt_name="RS11")
+    patient(flat, 12, name="IM{k:04d}_12", rt_name="RS12")
+    patient(b / "more", 13)
+    for r in ("recon0",):  # move the flat patients' slices up into the one folder
+        for f in (flat / r).iterdir():
+            f.rename(flat / f.name)
+        (flat / r).rmdir()
+    (flat / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + b"\x00" * 64)
+    (flat / "notes.txt").write_text("export notes\n")
+    clinical = pd.DataFrame({"PatID": ["MRN001", "MRN002", "MRN011", "MRN012", "MRN099"],
+                             "age": ["61", "58", "70", "66", "50"], "sex": ["M", "F", "M", "M", "F"]})
+    clinical.to_excel(root / "clinical.xlsx", index=False)
+    return root
+
+
+def discover(trees, tmp_path, *extra):
+    out = tmp_path / "sheet" / "cohort.tsv"
+    argv = ["discover", f"A={trees / 'hospA'}", f"B={trees / 'hospB'}", "--roi", "GTV.*", "--out", str(out),
+            "--clinical", str(trees / "clinical.xlsx"), "--id-col", "PatID", "--cache", str(tmp_path / "cache.db"),
+            *extra]
+    return main(argv), out
+
+
+def test_discovered_sheet_pairs_series_and_structures(trees, tmp_path, capsys):
+    rc, out = discover(trees, tmp_path, "--code-map", str(tmp_path / "private" / "codes.tsv"))
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    sheet = pd.read_csv(out, sep="\t", dtype=str, keep_default_na=False)
+    codes = pd.read_csv(tmp_path / "private" / "codes.tsv", sep="\t", dtype=str).set_index("hospital_id")
+    pid = codes["patient_id"].to_dict()
+    assert oct(os.stat(tmp_path / "private" / "codes.tsv").st_mode)[-3:] == "600"
+    assert list(sheet.columns) == ["patient_id", "centre", "image", "mask", "age", "sex"]
+    rows = sheet.set_index("patient_id")
+    assert set(rows.index) == {pid["MRN001"], pid["MRN002"], pid["MRN011"], pid["MRN012"]}
+    a, b = trees / "hospA", trees / "hospB"
+    assert rows.loc[pid["MRN001"], "image"] == str(a / "x1/st/recon0")  # not the localizer
+    assert rows.loc[pid["MRN001"], "mask"] == str(a / "x1/st/rs.dcm")
+    assert rows.loc[pid["MRN002"], "image"] == str(a / "x2/recon0")  # the reconstruction the RTSTRUCT is on
+    assert rows.loc[pid["MRN002"], "mask"] == str(a / "x2/rs.dcm")  # the newer structure set
+    assert rows.loc[pid["MRN001"], "age"] == "61" and rows.loc[pid["MRN002"], "sex"] == "F"
+    for n in (11, 12):  # flat folder: a series list of this patient's slices only
+        listed = [line for line in open(rows.loc[pid[f"MRN{n:03d}"], "image"]) if not line.startswith("#")]
+        assert len(listed) == 12 and all(line.strip().endswith(f"_{n}") for line in listed)
+        assert rows.loc[pid[f"MRN{n:03d}"], "mask"] == str(b / f"EXPORT/RS{n}")
+    report = pd.read_csv(out.parent / "discovery.tsv", sep="\t", dtype=str, keep_default_na=False)
+    report = report.set_index("patient_id")
+    assert len(report) == 10 and set(report["status"]) == {"included", "excluded"}
+    reasons = {n: report.loc[pid[f"MRN{n:03d}"], "reason"] for n in (3, 4, 5, 6, 7, 13)}
+    assert reasons == {3: "no ROI matching", 4: "no structure set", 5: "incomplete series", 6: "ambiguous series",
+                       7: "structure set without its series", 13: "no clinical row"}
+    assert report.loc[pid["MRN003"], "rois_seen"] == "Brainstem"
+    assert "non-uniform slice spacing" in report.loc[pid["MRN005"], "detail"]
+    assert "2 series" in report.loc[pid["MRN006"], "detail"]
+    assert "older structure set" in report.loc[pid["MRN002"], "notes"]
+    assert report.loc[pid["MRN001"], "localizers"] == "1"
+    assert "lines [6]" in printed.out  # MRN099: in the clinical sheet, not in the trees
+    ok = ingest_shard(sheet, out, list(sheet["patient_id"]), Paths(tmp_path / "results"), False,
+                      load_config({**STUDY, "ingest": {"roi_pattern": "GTV.*"}})["ingest"])
+    assert (ok["status"] == "ok").all(), ok["message"].tolist()
+    assert set(ok["mask_voxels"]) == {100 + 64}
+
+
+def test_rerun_reads_only_new_files_and_keyed_ids_are_stable(trees, tmp_path, capsys):
+    key = tmp_path / "keys" / "study.key"
+    rc, out = discover(trees, tmp_path, "--pseudonymise", str(key))
+    assert rc == 0
+    first = pd.read_csv(out, sep="\t", dtype=str)
+    assert "0 headers read" not in capsys.readouterr().out
+    rc, out = discover(trees, tmp_path, "--pseudonymise", str(key))
+    assert rc == 0 and capsys.readouterr().out.count("0 headers read") == 2
+    assert pd.read_csv(out, sep="\t", dtype=str).equals(first)
+    assert all(p.startswith(("A-", "B-")) and len(p) == 14 for p in first["patient_id"])
+    assert main(["discover", f"A={trees / 'hospA'}", "--roi", "GTV.*", "--out", str(tmp_path / "x.tsv"),
+                 "--pseudonymise", str(tmp_path / "results" / "k.key"), "--no-cache"]) == 2
+    assert "outside results/" in capsys.readouterr().err
+
+
+def test_no_identifier_reaches_any_output(trees, tmp_path, capsys):
+    rc, out = discover(trees, tmp_path, "--pseudonymise", str(tmp_path / "keys" / "k"))
+    printed = capsys.readouterr()
+    assert rc == 0
+    ok = ingest_shard(pd.read_csv(out, sep="\t", dtype=str, keep_default_na=False), out,
+                      list(pd.read_csv(out, sep="\t", dtype=str)["patient_id"]), Paths(tmp_path / "results"), False,
+                      load_config({**STUDY, "ingest": {"roi_pattern": "GTV.*"}})["ingest"])
+    ok.to_csv(tmp_path / "results" / "ingest.tsv", sep="\t", index=False)
+    files = [f for d in (out.parent, tmp_path / "results") for f in d.rglob("*") if f.is_file()]
+    blobs = [gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes() for f in files]
+    secrets = [v for n in (1, 2, 3, 4, 5, 6, 7, 11, 12, 13) for v in phi(n).values()]
+    secrets += ["20190402", "20190403", "20190101", "Doe Patient1", "Saint Elsewhere"]
+    for value in set(secrets):
+        assert not any(value.encode() in b for b in blobs), f"{value} leaked into an output file"
+        assert value not in printed.out + printed.err, f"{value} leaked into the log"
+    assert oct(os.stat(tmp_path / "cache.db").st_mode)[-3:] == "600"
