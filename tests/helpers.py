@@ -74,7 +74,8 @@ def run_study(cfg: dict, workdir: Path, expect_ok: bool = True,
     cfg_file = workdir / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     wanted = [str(workdir / "results" / cfg["study"]["name"] / t) for t in targets]
-    proc = subprocess.run([str(SNAKEMAKE), "--cores", "2", "--configfile", str(cfg_file), *wanted],
+    # targets first: --configfile takes every argument after it
+    proc = subprocess.run([str(SNAKEMAKE), *wanted, "--cores", "2", "--configfile", str(cfg_file)],
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if expect_ok and proc.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))

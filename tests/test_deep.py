@@ -369,3 +369,32 @@ def test_e2e_study_writes_deep_features_for_every_centre(study):
         assert sorted(df["patient_id"]) == sorted(ok.loc[ok["centre"] == centre, "patient_id"])
     assert not Paths(study).deep_dir("os").exists()  # survival endpoints have no deep score
     assert "Deep learning" in (study / "report" / "index.html").read_text()
+
+
+def test_a_case_whose_crop_fails_gets_an_empty_deep_score_and_the_rest_are_scored(tmp_path, capsys):
+    paths, rows = make_cases(tmp_path, n_train=0, n_ext=3)
+    roi = paths.case("B", "B01").roi("tumour")
+    sitk.WriteImage(sitk.ReadImage(str(roi)) * 0, str(roi))  # an empty ROI: no crop
+    opts = deep_opts()
+    items = deep.case_items(rows, paths)
+    table = deep.score_items(deep.build_network(opts), items, opts, 3, CPU)
+    assert list(table["patient_id"]) == ["B00", "B01", "B02"]
+    assert table.loc[1, "deep_score"] != table.loc[1, "deep_score"] and table.loc[[0, 2], "deep_score"].notna().all()
+    assert table.filter(like="deep_emb_").iloc[1].isna().all()
+    assert "patient B01 has no deep score" in capsys.readouterr().err
+
+
+def test_models_that_cannot_score_a_case_leave_it_out_of_their_metrics_only():
+    from mcrad.endpoints import endpoint
+    from mcrad.validate.metrics import paired_delong
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 20)
+    rows = [pd.DataFrame({"patient_id": [f"p{i}" for i in range(40)], "centre": "B", "stage": "external",
+                          "model": m, "label": y, "score": y + rng.normal(0, 1, 40)}) for m in ("radiomics", "deep")]
+    rows[1].loc[3, "score"] = np.nan  # the deep stage could not crop p3
+    pred = pd.concat(rows, ignore_index=True)
+    scored = endpoint({"name": "y", "column": "y"}).scored(pred)
+    assert len(scored) == 79 and "p3" in set(scored.loc[scored["model"] == "radiomics", "patient_id"])
+    [pair] = paired_delong(scored).to_dict("records")
+    assert pair["n"] == 39

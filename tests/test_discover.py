@@ -4,6 +4,7 @@ its reason, the clinical join both ways, the header cache, and no identifier in 
 import gzip
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,7 +100,9 @@ def test_discovered_sheet_pairs_series_and_structures(trees, tmp_path, capsys):
     assert rows.loc[pid["MRN002"], "mask"] == str(a / "x2/rs.dcm")  # the newer structure set
     assert rows.loc[pid["MRN001"], "age"] == "61" and rows.loc[pid["MRN002"], "sex"] == "F"
     for n in (11, 12):  # flat folder: a series list of this patient's slices only
-        listed = [line for line in open(rows.loc[pid[f"MRN{n:03d}"], "image"]) if not line.startswith("#")]
+        cell = rows.loc[pid[f"MRN{n:03d}"], "image"]
+        assert not Path(cell).is_absolute()  # beside the sheet, read relative to it (as every sheet path)
+        listed = [line for line in open(out.parent / cell) if not line.startswith("#")]
         assert len(listed) == 12 and all(line.strip().endswith(f"_{n}") for line in listed)
         assert rows.loc[pid[f"MRN{n:03d}"], "mask"] == str(b / f"EXPORT/RS{n}")
     report = pd.read_csv(out.parent / "discovery.tsv", sep="\t", dtype=str, keep_default_na=False)
@@ -151,3 +154,62 @@ def test_no_identifier_reaches_any_output(trees, tmp_path, capsys):
         assert not any(value.encode() in b for b in blobs), f"{value} leaked into an output file"
         assert value not in printed.out + printed.err, f"{value} leaked into the log"
     assert oct(os.stat(tmp_path / "cache.db").st_mode)[-3:] == "600"
+
+
+@pytest.mark.e2e
+def test_a_study_runs_straight_from_dicom_trees_and_no_identifier_reaches_its_results(tmp_path):
+    """cohort.discover: three hospitals' DICOM exports (CT + RTSTRUCT, hospital ids and names in the headers) and
+    a clinical sheet keyed by PatientID run end to end to the report; the sheet is pseudonymous, and no name, id,
+    birth date, accession number, institution or date of the trees is in any file of results/ or the log. A
+    second run with one more patient discovers it and reruns nothing else upstream of it."""
+    import subprocess
+
+    import numpy as np
+    import yaml
+    from helpers import REPO, SNAKEMAKE
+
+    rng = np.random.default_rng(3)
+    trees, clinical, n = {}, [], 0
+    for centre, count in (("AMS", 12), ("UTR", 8), ("RTM", 8)):
+        for _ in range(count):
+            n += 1
+            lo = int(rng.integers(4, 9))
+            roi = {"GTV_primary": [(k, square(lo, lo + 10 + n % 4)) for k in (4, 5, 6)]}
+            patient(tmp_path / "dicom" / centre / f"case{n}", n, roi=roi)
+            clinical.append({"mrn": f"MRN{n:03d}", "age": str(50 + n), "y": str(n % 2)})
+        trees[centre] = str(tmp_path / "dicom" / centre)
+    pd.DataFrame(clinical).to_csv(tmp_path / "clinical.tsv", sep="\t", index=False)
+    cfg = {"study": {"name": "fromdicom", "seed": 5, "results": str(tmp_path / "results")},
+           "cohort": {"discover": {"centres": trees, "roi": "GTV.*", "key": str(tmp_path / "secret" / "key"),
+                                   "clinical": str(tmp_path / "clinical.tsv"), "id_col": "mrn",
+                                   "cache": str(tmp_path / "secret" / "index.sqlite")},
+                      "clinical": [{"name": "age", "type": "numeric"}]},
+           "design": {"train": ["AMS"], "external": ["UTR", "RTM"]},
+           "endpoints": [{"name": "y", "column": "y"}],
+           "ingest": {"roi_pattern": "GTV.*"}, "preprocess": {"spacing_mm": [1.0, 1.0, 1.0]},
+           "model": {"outer_folds": 3, "inner_folds": 3}, "execution": {"shard_size": 6},
+           "features": {"robustness": {"activate": False}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [str(SNAKEMAKE), "--cores", "2", "--configfile", str(tmp_path / "config.yaml")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = tmp_path / "results" / "fromdicom"
+    assert (results / "report" / "index.html").is_file()
+    sheet = pd.read_csv(results / "discover" / "cohort.tsv", sep="\t", dtype=str)
+    assert len(sheet) == 28 and sheet["patient_id"].str.match(r"^(AMS|UTR|RTM)-[0-9a-f]{12}$").all()
+    assert (pd.read_csv(results / "qc" / "ingest.tsv", sep="\t")["status"] == "ok").all()
+    files = [f for f in results.rglob("*") if f.is_file()]
+    blobs = [gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes() for f in files]
+    secrets = {v for k in range(1, n + 1) for v in phi(k).values()} | {f"MRN{k:03d}" for k in range(1, n + 1)}
+    for value in secrets:
+        assert not any(value.encode() in b for b in blobs), f"{value} leaked into {results}"
+        assert value not in proc.stdout + proc.stderr, f"{value} leaked into the log"
+    # one more patient at one external hospital: discovered, every other row of the sheet as it was
+    patient(tmp_path / "dicom" / "RTM" / "late", 99, roi={"GTV_primary": [(k, square(5, 16)) for k in (4, 5, 6)]})
+    pd.DataFrame([*clinical, {"mrn": "MRN099", "age": "70", "y": "1"}]).to_csv(tmp_path / "clinical.tsv",
+                                                                                 sep="\t", index=False)
+    plan = subprocess.run([*cmd, "-n"], cwd=REPO, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    again = pd.read_csv(results / "discover" / "cohort.tsv", sep="\t", dtype=str)
+    assert len(again) == 29 and again[again["patient_id"].isin(sheet["patient_id"])].reset_index(drop=True).equals(
+        sheet.reset_index(drop=True))

@@ -59,7 +59,9 @@ def test_harmonisation_removes_the_centre_and_keeps_the_signal(study):
     d = json.loads((study / "harmonise/diagnostics.json").read_text())
     assert d["centre_auc_before"] > 0.9 and d["centre_auc_after"] <= 0.65
     assert d["kruskal_p_below_0.05_after"] < d["kruskal_p_below_0.05_before"] / 2
-    before, after = d["train_outcome_auc_nodal_metastasis_before"], d["train_outcome_auc_nodal_metastasis_after"]
+    assert not any("outcome" in k for k in d), "the label-free diagnostics read no outcome"
+    o = json.loads((study / "harmonise/outcome_check.json").read_text())
+    before, after = o["train_outcome_auc_nodal_metastasis_before"], o["train_outcome_auc_nodal_metastasis_after"]
     assert abs(after - before) < 0.02
     comp = pd.read_csv(study / "validation/nodal_metastasis/harmonisation_comparison.tsv", sep="\t")
     assert set(comp["harmonisation"]) == {"combat", "none"}
@@ -102,26 +104,6 @@ def test_training_does_not_see_external_centres(study, tmp_path):
     assert_identical(study, root(tmp_path), training_artefacts(study))
     metrics = pd.read_csv(root(tmp_path) / "validation/nodal_metastasis/metrics.tsv", sep="\t")
     assert set(metrics["stage"]) == {"internal"}
-
-
-def test_shuffled_external_labels_leave_training_unchanged(study, tmp_path):
-    """Same images through a user cohort sheet, external labels shuffled: stage 1 is byte-identical."""
-    sheet = pd.read_csv(study / "synth/cohort.tsv", sep="\t", dtype=str)
-    for col in ("image", "mask"):
-        sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
-    ext = sheet["centre"] != "C1"
-    for col in ("nodal_metastasis", "grade", "os_event"):
-        sheet.loc[ext, col] = np.random.default_rng(1).permutation(sheet.loc[ext, col])
-    sheet.to_csv(tmp_path / "sheet with space.tsv", sep="\t", index=False)
-    cfg = copy.deepcopy(STUDY)
-    cfg["cohort"]["sheet"] = str(tmp_path / "sheet with space.tsv")
-    # stage 1 and the scores of the one endpoint compared: the rest of the study (report, other endpoints) is not
-    run_study(cfg, tmp_path, targets=[*training_artefacts(study), Path("validation/nodal_metastasis/predictions.tsv")])
-    assert_identical(study, root(tmp_path), training_artefacts(study))
-    a = pd.read_csv(study / "validation/nodal_metastasis/predictions.tsv", sep="\t")
-    b = pd.read_csv(root(tmp_path) / "validation/nodal_metastasis/predictions.tsv", sep="\t")
-    pd.testing.assert_series_equal(a["score"], b["score"])  # same locked models, same scores
-    assert not a["label"].equals(b["label"])
 
 
 @pytest.mark.parametrize("breakage, expected", [

@@ -156,8 +156,8 @@ def test_each_fault_gets_what_it_is_documented_to_get(tmp_path, kind):
     expected = FAULTS[kind][1]
     row = out.iloc[0]
     if expected.outcome == "quarantined":
-        assert row["status"] == "quarantined" and row["failed_stage"] == expected.stage, row.to_dict()
-        assert row["message"].startswith("patient case01") and expected.phrase in row["message"]
+        assert row["status"] == "quarantined" and expected.matches(row["failed_stage"], row["message"]), row.to_dict()
+        assert row["message"].startswith("patient case01")
         assert "Fix:" in row["message"]
     else:
         assert row["status"] == "ok", row.to_dict()
@@ -293,22 +293,26 @@ def test_each_sheet_fault_is_reported_with_line_patient_and_column(edit, expecte
 
 @pytest.mark.e2e
 def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path):
-    """Every fault of tests/faults.py in a random external case of the tiny study: the study completes with a
-    report; each injected case is quarantined with its patient id (or, for an accepted fault, processed with its
-    warning); every other case's features equal the clean run's, and stage 1 is unchanged."""
+    """Every fault of tests/faults.py in a random external case of the tiny study, given as a user's sheet (a path
+    with spaces) whose external labels are shuffled too: the study completes with a report; each injected case is
+    quarantined with its patient id (or, for an accepted fault, processed with its warning); every other case's
+    features equal the clean run's; and stage 1 is byte-identical: neither external faults nor external labels
+    reach training."""
     sheet = pd.read_csv(study / "synth/cohort.tsv", sep="\t", dtype=str, keep_default_na=False)
     for col in ("image", "mask"):
         sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
     rng = np.random.default_rng(14)
     external = sheet.index[sheet["centre"] != "C1"]
+    for col in ("nodal_metastasis", "grade", "os_event"):
+        sheet.loc[external, col] = rng.permutation(sheet.loc[external, col].to_numpy())
     chosen = dict(zip(sorted(FAULTS), rng.choice(external, len(FAULTS), replace=False), strict=True))
     for kind, i in chosen.items():
         image, mask = inject(kind, Path(sheet.at[i, "image"]), Path(sheet.at[i, "mask"]),
                              tmp_path / "faults" / sheet.at[i, "patient_id"])
         sheet.loc[i, ["image", "mask"]] = [str(image), str(mask)]
-    sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
+    sheet.to_csv(tmp_path / "sheet with space.tsv", sep="\t", index=False)
     cfg = copy.deepcopy(STUDY)
-    cfg["cohort"]["sheet"] = str(tmp_path / "sheet.tsv")
+    cfg["cohort"]["sheet"] = str(tmp_path / "sheet with space.tsv")
     proc = run_study(cfg, tmp_path)
     r = root(tmp_path)
     assert (r / "report" / "index.html").is_file()
@@ -323,8 +327,8 @@ def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path
         if expected.outcome == "quarantined":
             assert pid in quarantine.index, f"{kind}: {pid} not quarantined"
             message = quarantine.at[pid, "message"]
-            assert quarantine.at[pid, "failed_stage"] == expected.stage and message.startswith(f"patient {pid}")
-            assert expected.phrase in message, (kind, message)
+            assert expected.matches(quarantine.at[pid, "failed_stage"], message), (kind, message)
+            assert message.startswith(f"patient {pid}")
         else:
             assert pid in raw[centre].index, f"{kind}: accepted fault {pid} has no features"
             assert expected.phrase in qc.at[pid, "warnings"], (kind, qc.at[pid, "warnings"])

@@ -231,6 +231,11 @@ def check_study(config_file: Path) -> str:
     from mcrad.config import load_config_file
 
     cfg = load_config_file(config_file)
+    if cfg["cohort"]["discover"]:  # discovery writes the sheet under results/, then it is checked like any sheet
+        from mcrad.discover import with_discovered_sheet
+        from mcrad.paths import Paths
+
+        cfg = with_discovered_sheet(cfg, Paths.from_config(cfg).discovered_sheet)
     if cfg["cohort"]["sheet"] is None:
         return "config OK; cohort: synthetic demo cohort"
     df = load_sheet(cfg["cohort"]["sheet"], cfg)

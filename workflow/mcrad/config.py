@@ -76,7 +76,7 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
     if len(seqs) == 1:
         raise ConfigError(f"cohort.sequences {seqs} names one sequence; list the reference and at least one more "
                           "(e.g. [T1, T2]), or leave it empty for one image per case.")
-    if seqs and cfg["cohort"]["sheet"] is None:
+    if seqs and cfg["cohort"]["sheet"] is None and cfg["cohort"]["discover"] is None:
         raise ConfigError("cohort.sequences needs a cohort sheet (the synthetic demo cohort has one image per "
                           "case). Fix: set cohort.sheet, or cohort.sequences: [].")
     if seqs and (pre["modality"] != "MR" or pre["mr_normalise"] == "nyul"):

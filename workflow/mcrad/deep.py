@@ -6,6 +6,8 @@ the median best epoch of the folds) gives the embeddings and scores every other 
 from __future__ import annotations
 
 import json
+import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +72,11 @@ def tumour_crop(image: sitk.Image, roi: sitk.Image, crop_mm: float, voxels: int,
     ref.SetOrigin(origin.tolist())
     ref.SetDirection(image.GetDirection())
     img = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, fill)
-    msk = sitk.Resample(roi, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    return sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(msk).astype(np.uint8)
+    msk = sitk.GetArrayFromImage(sitk.Resample(roi, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    if not msk.any():  # a ROI thinner than the crop's voxels: keep every crop voxel it overlaps
+        overlap = sitk.Resample(sitk.Cast(roi > 0, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0)
+        msk = sitk.GetArrayFromImage(overlap) > 0
+    return sitk.GetArrayFromImage(img), msk.astype(np.uint8)
 
 
 def largest_slices(image: np.ndarray, roi: np.ndarray, k: int) -> np.ndarray:
@@ -360,12 +365,38 @@ def _fill(opts: dict) -> float:
     return float(opts["fill_value"])
 
 
+def croppable(items: list[dict], opts: dict) -> tuple[list[dict], list[dict]]:
+    """(items whose crop can be made, items whose crop fails): the per-case error boundary of the deep stage. A
+    failing case is logged with its traceback; its deep score and embedding are then empty (NaN), and the deep
+    and fusion models leave it out of their metrics (listed in the predictions table with an empty score)."""
+    tf, ok, failed = case_transforms(opts, _fill(opts)), [], []
+    for it in items:
+        try:
+            tf(dict(it))
+            ok.append(it)
+        except Exception as exc:  # noqa: BLE001 - one case's crop, not the centre's job
+            traceback.print_exception(exc, file=sys.stderr)
+            print(f"mcrad: deep: patient {it['patient_id']} has no deep score ({type(exc).__name__}: {exc}); the deep "
+                  "and fusion models leave it out of their metrics", file=sys.stderr)
+            failed.append(it)
+    return ok, failed
+
+
 def score_items(net: DeepNet, items: list[dict], opts: dict, seed: int, device: torch.device) -> pd.DataFrame:
-    if not items:
-        return features_table([], np.zeros(0), np.zeros((0, opts["embedding_size"])))
-    ds = make_dataset(items, opts, _fill(opts), seed)
-    probs, embs = predict(net, ds, list(range(len(items))), opts, device)
-    return features_table(items, probs, embs)
+    """Deep scores and embeddings of the items, in their order; a case whose crop fails gets NaN."""
+    usable, failed = croppable(items, opts)
+    table = features_table([], np.zeros(0), np.zeros((0, opts["embedding_size"])))
+    if usable:
+        probs, embs = predict(net, make_dataset(usable, opts, _fill(opts), seed), list(range(len(usable))), opts,
+                              device)
+        table = features_table(usable, probs, embs)
+    if failed:
+        blank = features_table(failed, np.full(len(failed), np.nan), np.full((len(failed), opts["embedding_size"]),
+                                                                             np.nan))
+        order = {it["patient_id"]: i for i, it in enumerate(items)}
+        table = pd.concat([table, blank], ignore_index=True)
+        table = table.sort_values("patient_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    return table
 
 
 def save_network(net: DeepNet, opts: dict, summary: dict, network: Path, meta: Path) -> None:
@@ -436,7 +467,12 @@ def train_stage(opts: dict, preprocess: dict, seed: int, threads: int | None, co
     items, missing = attach_labels(case_items(read_shards(shard_files), paths), read_tables(cohort_files), column)
     if missing:
         print(f"deep: {len(missing)} case(s) without a {column} label left out of training: {missing}")
+    items, failed = croppable(items, opts)
     net, table, curves, summary = train_endpoint(items, opts, seed, device)
+    if failed:  # listed with an empty deep score: the fusion models leave them out of training
+        table = pd.concat([table, features_table(failed, np.full(len(failed), np.nan),
+                                                 np.full((len(failed), opts["embedding_size"]), np.nan))],
+                          ignore_index=True)
     print(f"deep: {summary}")
     save_network(net, opts, summary, paths.deep_network(endpoint), paths.deep_network_meta(endpoint))
     write_table(curves, paths.deep_curves(endpoint))

@@ -161,6 +161,15 @@ class Endpoint:
     def prospective_columns(self) -> list[str]:
         return ["patient_id", "centre", "stage", "model", "score", "threshold", "positive"]
 
+    def scored(self, predictions: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the predictions table with a score: a case a model could not score (no deep score) stays
+        in predictions.tsv with an empty score and is left out of that model's metrics, with a log line."""
+        missing = predictions[self.score_columns].isna().any(axis=1)
+        for model, n in predictions.loc[missing].groupby("model").size().items():
+            print(f"mcrad: {self.name}: model {model} could not score {n} case(s) (listed in predictions.tsv with an "
+                  "empty score); its metrics leave them out")
+        return predictions.loc[~missing]
+
     def summarise(self, predictions: pd.DataFrame, thresholds: dict[str, float | None], alpha: float
                   ) -> pd.DataFrame:
         """metrics.tsv: one row per model x centre x stage, plus pooled external centres."""

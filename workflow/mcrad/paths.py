@@ -93,6 +93,11 @@ class Paths:
 
     # synthetic demo cohort
     @property
+    def discovered_sheet(self) -> Path:
+        """cohort.discover: the sheet `mcrad discover` wrote from the DICOM trees (discovery.tsv beside it)."""
+        return self.root / "discover" / "cohort.tsv"
+
+    @property
     def synth_dir(self) -> Path:
         return self.root / "synth"
 

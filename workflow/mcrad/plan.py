@@ -72,6 +72,8 @@ class StudyPlan:
 def plan_study(cfg: dict) -> StudyPlan:
     paths = Paths.from_config(cfg)
     design = cfg["design"]
+    if cfg["cohort"]["sheet"] is None and cfg["cohort"]["discover"]:
+        raise ConfigError("cohort.discover is set but discovery has not run. Fix: plan the study with prepare_study.")
     if cfg["cohort"]["sheet"] is None:
         index = synth.planned_cases(cfg["cohort"]["synthetic"])
         present = set(index["centre"])
@@ -101,6 +103,19 @@ def plan_study(cfg: dict) -> StudyPlan:
                      external=list(design["external"]), prospective=list(design["prospective"]), case_files=case_files,
                      endpoints=endpoints(cfg), nyul=(pre["modality"], pre["mr_normalise"]) == ("MR", "nyul"),
                      deep=deep["activate"], autoseg=autoseg["activate"], autoseg_features=autoseg["use_for_features"])
+
+
+def prepare_study(config: dict) -> tuple[dict, StudyPlan]:
+    """The validated config and its plan. With cohort.discover, discovery first writes the study's cohort sheet
+    from the DICOM trees (only what changed), and the plan reads that sheet."""
+    from mcrad.config import load_config
+
+    cfg = load_config(config)
+    if cfg["cohort"]["discover"]:
+        from mcrad.discover import with_discovered_sheet
+
+        cfg = with_discovered_sheet(cfg, Paths.from_config(cfg).discovered_sheet)
+    return cfg, plan_study(cfg)
 
 
 def options(cfg: dict, *sections: str) -> str:

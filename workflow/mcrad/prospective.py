@@ -54,7 +54,7 @@ def evaluate(predictions: pd.DataFrame, outcomes: pd.DataFrame, ep: Endpoint,
         locked = thresholds["min"].to_dict()
     scored = predictions.drop(columns=["positive"], errors="ignore")
     # metrics pool the centres of stage "external"; the prospective centres are pooled the same way
-    pooled = ep.attach_outcomes(scored, outcomes).assign(stage="external")
+    pooled = ep.scored(ep.attach_outcomes(scored, outcomes).assign(stage="external"))
     return (ep.summarise(pooled, locked, alpha).assign(stage=STAGE),
             ep.paired(pooled).assign(stage=STAGE))
 

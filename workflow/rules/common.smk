@@ -6,15 +6,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mcrad.config import load_config
 from mcrad.dag import StudyFiles, alternatives, job_environment
 from mcrad.errors import McradError
 from mcrad.paths import Paths
-from mcrad.plan import code_hash, options, plan_study
+from mcrad.plan import code_hash, options, prepare_study
 
 try:
-    CFG = load_config(config)
-    PLAN = plan_study(CFG)
+    CFG, PLAN = prepare_study(config)  # with cohort.discover, the sheet is discovered from the DICOM trees first
 except McradError as exc:
     raise WorkflowError(f"mcrad: {exc}") from None
 

@@ -66,8 +66,13 @@ class ImageFolders:
 
 
 def _image_cell(s: Series, folders: ImageFolders, lists: Path, name: str) -> str:
+    """The series' folder, or a series list beside the sheet (relative to it: the sheet and its lists move
+    together)."""
     folder = folders.exclusive(s)
-    return str(folder) if folder else str(series_list(s.files, lists / f"{name}.series"))
+    if folder:
+        return str(folder)
+    series_list(s.files, lists / f"{name}.series")
+    return str(Path(lists.name) / f"{name}.series")
 
 
 def _row(pid: str, centre: str, p: Pairing, series: dict[str, Series], status: str) -> dict:
@@ -127,3 +132,41 @@ def discover(centres: dict[str, Path], opts: PairingOptions, out: Path, pseudony
     write_table(pd.DataFrame(report_rows, columns=DISCOVERY_COLUMNS).sort_values(["centre", "patient_id"]),
                 out.parent / "discovery.tsv")
     return summary
+
+
+def discover_study(cfg: dict, sheet: Path) -> Summary:
+    """cohort.discover: write the study's cohort sheet (and discovery.tsv, series lists) from the DICOM trees,
+    replacing the files only where their content changed, so that an unchanged tree reruns nothing and new
+    patients are the only new work."""
+    import filecmp
+    import shutil
+    import tempfile
+
+    from mcrad.discover.ids import Pseudonymiser
+    from mcrad.discover.index import default_cache
+
+    d = cfg["cohort"]["discover"]
+    opts = PairingOptions(roi=d["roi"], modality=d["modality"], sequences=tuple(d["sequences"].items()))
+    with tempfile.TemporaryDirectory(dir=sheet.parent.parent if sheet.parent.exists() else None) as tmp:
+        staged = Path(tmp) / sheet.parent.name / sheet.name
+        summary = discover({c: Path(p) for c, p in d["centres"].items()}, opts, staged,
+                           Pseudonymiser(Path(d["key"])), Path(d["clinical"]) if d["clinical"] else None,
+                           d["id_col"], Path(d["cache"]) if d["cache"] else default_cache(), d["jobs"])
+        for new in sorted(p for p in staged.parent.rglob("*") if p.is_file()):
+            old = sheet.parent / new.relative_to(staged.parent)
+            if not (old.is_file() and filecmp.cmp(new, old, shallow=False)):
+                old.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(new, old)
+    return summary
+
+
+def with_discovered_sheet(cfg: dict, sheet: Path) -> dict:
+    """The config with cohort.sheet set to the discovered sheet (cohort.discover), after running discovery."""
+    if cfg["cohort"]["discover"] is None:
+        return cfg
+    if cfg["cohort"]["sheet"] is not None:
+        raise McradError("cohort.sheet and cohort.discover are both set. Fix: keep one (discover writes the sheet).")
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    for line in discover_study(cfg, sheet).lines():
+        print(f"mcrad discover: {line}")
+    return {**cfg, "cohort": {**cfg["cohort"], "sheet": str(sheet)}}

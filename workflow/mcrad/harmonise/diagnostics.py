@@ -11,7 +11,10 @@ import pandas as pd
 
 # ---- diagnostics: does harmonisation remove the centre and keep the signal? --------------------------------
 def _feature_matrix(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    return features[columns].to_numpy(float)
+    """The features as a matrix; a value a case could not give (NaN, flagged at extraction) takes the feature's
+    median, for these diagnostics only."""
+    X = features[columns].astype(float)
+    return X.fillna(X.median()).fillna(0.0).to_numpy(float)
 
 
 def centre_identifiability(X: np.ndarray, centre: np.ndarray, seed: int, folds: int = 5) -> float:
@@ -51,8 +54,10 @@ def kruskal_pvalues(features: pd.DataFrame, columns: list[str]) -> pd.Series:
     groups = [g for _, g in features.groupby("centre")]
     p = {}
     for col in columns:
-        values = [g[col].to_numpy(float) for g in groups]
-        p[col] = np.nan if np.ptp(np.concatenate(values)) == 0 else float(kruskal(*values).pvalue)
+        values = [v[np.isfinite(v)] for v in (g[col].to_numpy(float) for g in groups)]  # NaN: flagged, left out
+        values = [v for v in values if v.size]
+        pooled = np.concatenate(values) if values else np.zeros(0)
+        p[col] = np.nan if len(values) < 2 or np.ptp(pooled) == 0 else float(kruskal(*values).pvalue)
     return pd.Series(p)
 
 

@@ -11,6 +11,7 @@ from mcrad.files import META, read_table, read_tables, write_table
 from mcrad.model.bundle import load_bundle, save_bundle
 from mcrad.model.explain import linear_shap, shap_summary
 from mcrad.model.fusion import join_deep, train_fusion
+from mcrad.model.registry import DEEP_SCORE
 from mcrad.model.train import training_table
 
 
@@ -52,6 +53,11 @@ def train_fusion_stage(cfg: dict, endpoint_name: str, features_file: Path, deep_
     features = join_deep(read_table(features_file), read_tables(deep_files), "training centre deep features")
     columns = load_bundle(Path(radiomics_bundle))[1]["features"]
     df = training_table(features, read_tables(cohort_files), ep.column)
+    no_deep = df[DEEP_SCORE].isna()
+    if no_deep.any():  # the deep stage could not crop these cases (logged there)
+        print(f"train-fusion: {int(no_deep.sum())} training case(s) without a deep score left out: "
+              f"{df.loc[no_deep, 'patient_id'].tolist()}")
+        df = df.loc[~no_deep].reset_index(drop=True)
     fitted, internal = train_fusion(df, columns, ep.column, cfg["model"], cfg["study"]["seed"])
     training = _training(cfg, int(len(df)), **ep.training_record(df, internal))
     for name, entry in fitted.items():

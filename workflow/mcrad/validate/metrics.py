@@ -97,8 +97,11 @@ def paired_delong(predictions: pd.DataFrame) -> pd.DataFrame:
             continue
         for i, a in enumerate(models):
             for b in models[i + 1:]:
-                diff, p = delong_paired(label, wide[a].to_numpy(), wide[b].to_numpy())
-                rows.append({"centre": centre, "stage": stage, "model_a": a, "model_b": b, "n": len(label),
+                both = wide[[a, b]].notna().all(axis=1).to_numpy()  # the patients both models scored
+                if not both.any() or label[both].min() == label[both].max():
+                    continue
+                diff, p = delong_paired(label[both], wide[a].to_numpy()[both], wide[b].to_numpy()[both])
+                rows.append({"centre": centre, "stage": stage, "model_a": a, "model_b": b, "n": int(both.sum()),
                              "auc_difference": diff, "p_delong": p})
     return pd.DataFrame(rows, columns=["centre", "stage", "model_a", "model_b", "n", "auc_difference", "p_delong"])
 

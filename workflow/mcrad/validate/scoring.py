@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mcrad.endpoints import Endpoint, endpoint
 from mcrad.errors import McradError
 from mcrad.model.bundle import load_bundle
+from mcrad.model.registry import DEEP_EMB, DEEP_SCORE
 
 
 def predict_bundle(bundle_dir: Path, features: pd.DataFrame, clinical: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -33,14 +35,22 @@ def predict_bundle(bundle_dir: Path, features: pd.DataFrame, clinical: pd.DataFr
         raise McradError(f"bundle {bundle_dir} ({meta['model']}) needs clinical column(s) {missing} these data lack. "
                          "Fix: pass the centre's clinical table (--cohort) with the columns of cohort.clinical.")
     ep = endpoint(meta["endpoint"])
+    # a case without a deep score (its crop failed in the deep stage) is not scored by the deep and fusion models
+    deep = [c for c in meta["features"] if c == DEEP_SCORE or c.startswith(DEEP_EMB)]
+    scorable = ~df[deep].isna().any(axis=1).to_numpy() if deep else np.ones(len(df), bool)
     try:
-        scores = ep.score(model, df)
+        scores = ep.score(model, df[scorable]) if scorable.any() else None
     except ValueError as exc:  # e.g. a clinical category the training centre never had
         raise McradError(f"bundle {bundle_dir} cannot score centre(s) {sorted(df['centre'].unique())}: {exc}. "
                          "Fix: recode the clinical column to the categories used in training.") from exc
     out = pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "centre": df["centre"].to_numpy(),
                         "model": meta["model"]})
-    return pd.concat([out, scores.reset_index(drop=True)], axis=1)
+    if scores is not None and scorable.all():
+        return pd.concat([out, scores.reset_index(drop=True)], axis=1)
+    full = pd.DataFrame(np.nan, index=range(len(df)), columns=ep.score_columns)  # deep models: binary endpoints
+    if scores is not None:
+        full.loc[np.flatnonzero(scorable), "score"] = scores["score"].to_numpy()
+    return pd.concat([out, full], axis=1)
 
 
 def score_bundle(bundle_dir: Path, features: pd.DataFrame, cohort: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:

@@ -40,13 +40,15 @@ def validate_stage(cfg: dict, endpoint_name: str, models_dir: Path, models: list
         predictions = pd.concat([predictions, *reads], ignore_index=True)
         thresholds["reader"] = cfg["validate"]["reader_threshold"]
     write_table(predictions, out.predictions(ep.name))
-    write_table(ep.summarise(predictions, thresholds, alpha), out.metrics(ep.name))
-    write_table(ep.paired(predictions), out.paired(ep.name))
-    for kind, table in ep.curves(predictions, thresholds).items():
+    scored = ep.scored(predictions)
+    write_table(ep.summarise(scored, thresholds, alpha), out.metrics(ep.name))
+    write_table(ep.paired(scored), out.paired(ep.name))
+    for kind, table in ep.curves(scored, thresholds).items():
         write_table(table, out.curves(ep.name, kind))
     if raw_feature_files:  # the same locked models on the external centres' features without ComBat
-        external = predictions[predictions["stage"] == "external"]
+        external = scored[scored["stage"] == "external"]
+        raw = ep.scored(score(raw_feature_files))
         both = pd.concat([ep.summarise(external, thresholds, alpha).assign(harmonisation="combat"),
-                          ep.summarise(score(raw_feature_files), thresholds, alpha).assign(harmonisation="none")],
+                          ep.summarise(raw, thresholds, alpha).assign(harmonisation="none")],
                          ignore_index=True)
         write_table(both.sort_values(["model", "centre", "harmonisation"], kind="stable"), out.comparison(ep.name))
