@@ -53,6 +53,7 @@ class DicomSeries:
     tags: dict[str, str]
     warnings: tuple[str, ...] = ()
     sop_order: tuple[str, ...] = ()  # SOP Instance UIDs by slice (z) order
+    headers: tuple[pydicom.Dataset, ...] = ()  # slice headers (no pixel data) by slice order, for PET SUV
 
 
 def safe_tags(ds: pydicom.Dataset) -> dict[str, str]:
@@ -139,6 +140,9 @@ def read_series(folder: Path, patient_id: str) -> DicomSeries:
                         "re-export the complete series, or resample it to uniform slices before ingest")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(slices[i][0]) for i in order])
+    rescale = {(float(h.get("RescaleSlope", 1) or 1), float(h.get("RescaleIntercept", 0) or 0)) for _, h in slices}
+    if len(rescale) > 1:  # ITK takes the pixel type from the first slice: integers would truncate the others
+        reader.SetOutputPixelType(sitk.sitkFloat32)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -149,7 +153,8 @@ def read_series(folder: Path, patient_id: str) -> DicomSeries:
     return DicomSeries(image=image, series_uid=uid, frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
                        sop_uids=frozenset(str(h.get("SOPInstanceUID", "")) for _, h in slices),
                        tags=safe_tags(first), warnings=note,
-                       sop_order=tuple(str(slices[i][1].get("SOPInstanceUID", "")) for i in order))
+                       sop_order=tuple(str(slices[i][1].get("SOPInstanceUID", "")) for i in order),
+                       headers=tuple(slices[i][1] for i in order))
 
 
 def read_rtstruct(path: Path, patient_id: str) -> pydicom.Dataset:

@@ -5,9 +5,11 @@ Nothing here reads real data; every writer takes its UIDs from the caller or mak
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
@@ -48,11 +50,12 @@ def write_series(folder, n=12, rows=32, cols=40, spacing=(0.8, 0.8, 2.0), origin
                  skip=(), phi=PHI, *, modality: str = "CT", study_uid: str | None = None,
                  frame_uid: str | None = None, series_uid: str | None = None, description: str = "",
                  pixels: np.ndarray | None = None, name: str = "{k:03d}.dcm",
-                 image_type=("ORIGINAL", "PRIMARY", "AXIAL"), extra: dict | None = None):
+                 image_type=("ORIGINAL", "PRIMARY", "AXIAL"), extra: dict | None = None,
+                 slice_extra: Callable[[int], dict] | None = None):
     """An image series with known geometry; returns (series uid, frame of reference, sitk reference image).
 
     `pixels` (z, y, x int16) replaces the default ramp; `name` formats each file's name (no extension is fine);
-    `extra` adds tags to every slice (PET dose and timing tags, ProtocolName ...)."""
+    `extra` adds tags to every slice (PET dose and timing tags, ProtocolName ...), `slice_extra(k)` to slice k."""
     folder = Path(folder)
     series, frame, study = series_uid or generate_uid(), frame_uid or generate_uid(), study_uid or generate_uid()
     row, col = np.array(iop[:3]), np.array(iop[3:])
@@ -71,15 +74,54 @@ def write_series(folder, n=12, rows=32, cols=40, spacing=(0.8, 0.8, 2.0), origin
                      ImagePositionPatient=[f"{v:.6f}" for v in pos], ImageOrientationPatient=list(iop),
                      PixelSpacing=[spacing[1], spacing[0]], Rows=rows, Columns=cols, SamplesPerPixel=1,
                      PhotometricInterpretation="MONOCHROME2", BitsAllocated=16, BitsStored=16, HighBit=15,
-                     PixelRepresentation=1, RescaleIntercept=-1000 if modality == "CT" else 0, RescaleSlope=1,
-                     InstanceNumber=n - k, PixelData=plane.tobytes(),
-                     **{"AccessionNumber": "", "ReferringPhysicianName": "", **phi, **(extra or {})})
+                     PixelRepresentation=1, InstanceNumber=n - k, PixelData=plane.tobytes(),
+                     **{"AccessionNumber": "", "ReferringPhysicianName": "", "RescaleSlope": 1,
+                        "RescaleIntercept": -1000 if modality == "CT" else 0, **phi, **(extra or {}),
+                        **(slice_extra(k) if slice_extra else {})})
         save(ds, SOP_CLASS[modality], folder / name.format(k=k))
     ref = sitk.Image([cols, rows, n], sitk.sitkUInt8)
     ref.SetSpacing(spacing)
     ref.SetOrigin(origin)
     ref.SetDirection(np.column_stack([row, col, normal]).ravel().tolist())
     return series, frame, ref
+
+
+F18_HALF_LIFE_S = 6586.2
+
+
+def write_pet(folder, activity: float = 5000.0, *, weight_kg: float | None = 70.0, dose_bq: float | None = 370e6,
+              half_life_s: float | None = F18_HALF_LIFE_S, injection: str | None = "090000",
+              injection_datetime: str | None = None,
+              series_time: str | None = "100000", acquisition_times: list[str] | None = None,
+              units: str | None = "BQML", decay_correction: str | None = "START",
+              corrected: tuple[str, ...] | None = ("ATTN", "DECY"), slopes: list[float] | None = None,
+              philips: dict[int, float] | None = None, n: int = 6, **kw):
+    """A PET series of uniform `activity` (pixel value after rescaling), with the SUV tags; None omits a tag.
+    `slopes`: RescaleSlope per slice (stored pixels are activity / slope, rounded); `philips`: Philips private
+    PET group elements (0x1000: SUV scale factor, 0x1009: activity concentration scale factor) added to every
+    slice. Other keywords go to write_series. Returns what write_series returns."""
+    slopes = slopes or [activity / 1000.0] * n
+    stored = np.stack([np.full((kw.get("rows", 32), kw.get("cols", 40)), round(activity / s)) for s in slopes])
+    info = {"RadionuclideTotalDose": dose_bq, "RadionuclideHalfLife": half_life_s,
+            "RadiopharmaceuticalStartTime": injection, "RadiopharmaceuticalStartDateTime": injection_datetime}
+    tags = {"PatientWeight": weight_kg, "SeriesTime": series_time, "Units": units,
+            "DecayCorrection": decay_correction, "CorrectedImage": list(corrected) if corrected else None,
+            "RadiopharmaceuticalInformationSequence": [dataset(**{k: v for k, v in info.items() if v is not None})]}
+
+    def per_slice(k: int) -> dict:
+        when = {"AcquisitionTime": acquisition_times[k]} if acquisition_times else {}
+        return {"RescaleSlope": slopes[k], **when}
+
+    out = write_series(folder, n=n, modality="PT", pixels=stored, slice_extra=per_slice,
+                       extra={**{k: v for k, v in tags.items() if v is not None}, **kw.pop("extra", {})}, **kw)
+    if philips:
+        for f in sorted(Path(folder).iterdir()):
+            ds = pydicom.dcmread(f)
+            ds.add_new((0x7053, 0x0010), "LO", "Philips PET Private Group")
+            for element, value in philips.items():
+                ds.add_new((0x7053, element), "DS", value)
+            ds.save_as(f)
+    return out
 
 
 def write_rtstruct(path, series, frame, ref, contours, phi=PHI, *, study_uid: str | None = None,

@@ -1,6 +1,6 @@
 """Ingest: read each case's image (NIfTI, NRRD or a DICOM series folder) and mask (NIfTI, NRRD or an RTSTRUCT
-rasterised on the image grid), check them, and write a canonical copy (image as read, binary uint8 mask), a QC
-row and a QC picture."""
+rasterised on the image grid), check them, and write a canonical copy (image as read, a DICOM PET series in SUVbw;
+binary uint8 mask), a QC row and a QC picture."""
 from __future__ import annotations
 
 import gzip
@@ -15,7 +15,7 @@ import pandas as pd
 import SimpleITK as sitk
 from matplotlib.figure import Figure
 
-from mcrad import dicom
+from mcrad import dicom, pet
 from mcrad.cases import run_stage
 from mcrad.cohort import load_sheet, resolve_path, sequence_files
 from mcrad.errors import CaseError
@@ -220,6 +220,7 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
     series = dicom.read_series(path, pid) if dicom.is_series(path) else None
     image = series.image if series else read_image(path, pid, f"{seq} image")
     check_image(image, pid, path)
+    image, pet_qc = pet.canonical_image(image, series, pid, path, opts["pet_suv"])
     warnings = check_geometry(image, pid, path, opts["max_extent_mm"]) + (list(series.warnings) if series else [])
     check_finite(image, pid, path)
     write_canonical(image, path, case.ingest_sequence(seq))
@@ -232,7 +233,9 @@ def ingest_sequence(pid: str, seq: str, image_cell: str, mask_cell: str, sheet_p
         warnings += more + check_pair(image, mask, pid, path, mask_path, opts["mask_label"])
         sitk.WriteImage(roi_mask(mask, opts["mask_label"]), str(case.ingest_sequence_mask(seq)), useCompression=True)
     spacing = "x".join(f"{v:.4g}" for v in image.GetSpacing())
-    return f"{seq} {'x'.join(map(str, image.GetSize()))} @ {spacing} mm", [f"{seq}: {w}" for w in warnings]
+    suv = f", SUVbw = x {pet_qc['suv_scale']:.6g}" if pet_qc.get("suv_scale") else ""
+    return (f"{seq} {'x'.join(map(str, image.GetSize()))} @ {spacing} mm{suv}",
+            [f"{seq}: {w}" for w in warnings])
 
 
 def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequences: list[str] = ()
@@ -242,6 +245,7 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequ
     series = dicom.read_series(image_path, pid) if dicom.is_series(image_path) else None
     image = series.image if series else read_image(image_path, pid, "image")
     check_image(image, pid, image_path)
+    image, pet_qc = pet.canonical_image(image, series, pid, image_path, opts["pet_suv"])
     geometry_warnings = check_geometry(image, pid, image_path, opts["max_extent_mm"])
     if mask_path.is_file() and dicom.is_dicom(mask_path):
         mask, extras, warnings = rtstruct_masks(mask_path, image, series, pid, opts)
@@ -275,7 +279,7 @@ def ingest_case(row: pd.Series, sheet_path: Path, paths: Paths, opts: dict, sequ
         "pixel_type": image.GetPixelIDTypeAsString(),
         "intensity_min": float(voxels.min()), "intensity_max": float(voxels.max()),
         "mask_voxels": n_roi, "mask_volume_ml": round(n_roi * voxel_ml, 4),
-        **tags,
+        **tags, **pet_qc,
         "extra_roi_voxels": "; ".join(f"{n}={int(np.count_nonzero(sitk.GetArrayViewFromImage(e)))}"
                                       for n, e in extras.items()),
         "warnings": "; ".join(warnings),
@@ -307,9 +311,9 @@ def ingest_shard(sheet: pd.DataFrame, sheet_path: Path, patient_ids: list[str], 
                                 "correct the path in the cohort sheet")
         return files
 
-    # the per-case cache key covers dicom.py and the sequence list too
-    key_opts = {**opts, "dicom_code": file_sha256(dicom.__file__), **({"sequences": list(sequences)}
-                                                                     if sequences else {})}
+    # the per-case cache key covers dicom.py, pet.py and the sequence list too
+    key_opts = {**opts, "dicom_code": file_sha256(dicom.__file__), "pet_code": file_sha256(pet.__file__),
+                **({"sequences": list(sequences)} if sequences else {})}
     return run_stage(rows, "ingest", lambda r: ingest_case(r, sheet_path, paths, opts, list(sequences)), inputs,
                      paths, __file__, key_opts, strict)
 
