@@ -1,22 +1,27 @@
 """`mcrad discover`: DICOM trees (nested and flat, files without extension, two patients in one folder, localizers,
-two reconstructions, duplicate and out-of-date structure sets) -> the expected cohort sheet, every exclusion with
-its reason, the clinical join both ways, the header cache, and no identifier in any output."""
+two reconstructions, duplicate and out-of-date structure sets, DICOM-SEG, PET/CT, MR) -> the expected cohort sheet,
+every exclusion with its reason, the clinical join both ways, --modality and --sequence, ingest of what was
+discovered (PET in SUV), the header cache, and no identifier in any output."""
 import gzip
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 from helpers import STUDY
 from mcrad.cli import main
 from mcrad.config import load_config
-from mcrad.dicomsynth import PHI, square, write_rtstruct, write_series
+from mcrad.dicomsynth import F18_HALF_LIFE_S, PHI, square, write_pet, write_rtstruct, write_seg, write_series
 from mcrad.ingest import ingest_shard
 from mcrad.paths import Paths
 from pydicom.uid import generate_uid
 
 GTV = {"GTVp": [(4, square(5, 15)), (5, square(6, 14))]}
+ACTIVITY, WEIGHT_KG, DOSE_BQ = 5000.0, 70.0, 370e6  # write_pet's defaults: injected 09:00, scanned 10:00
+SUV = ACTIVITY * WEIGHT_KG * 1000 / (DOSE_BQ * 2 ** (-3600 / F18_HALF_LIFE_S))
 
 
 def phi(n: int) -> dict:
@@ -68,10 +73,45 @@ def trees(tmp_path_factory):
         (flat / r).rmdir()
     (flat / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + b"\x00" * 64)
     (flat / "notes.txt").write_text("export notes\n")
+    seg_mr_pet(root / "hospC", root / "elsewhere")
     clinical = pd.DataFrame({"PatID": ["MRN001", "MRN002", "MRN011", "MRN012", "MRN099"],
                              "age": ["61", "58", "70", "66", "50"], "sex": ["M", "F", "M", "M", "F"]})
     clinical.to_excel(root / "clinical.xlsx", index=False)
     return root
+
+
+def seg_mr_pet(c: Path, elsewhere: Path) -> None:
+    """Centre C: a tumour given as a DICOM-SEG (no RTSTRUCT); a SEG drawn on a series missing from the export; a
+    PET/CT (RTSTRUCT on the CT, a PET of the same study and frame of reference with its SUV tags); an MR + RTSTRUCT."""
+    gtv = np.zeros((12, 32, 40), bool)
+    gtv[3:6, 5:15, 8:20] = True
+    write_series(c / "x21" / "ct", phi=phi(21), description="Thorax B30f")
+    write_seg(c / "x21" / "seg" / "SEG0001", c / "x21" / "ct", {"GTV primary": gtv, "Heart": ~gtv})
+    study = generate_uid()
+    write_series(c / "x22" / "ct", phi=phi(22), study_uid=study)
+    write_series(elsewhere / "x22", phi=phi(22), study_uid=study)  # another reconstruction, not exported
+    write_seg(c / "x22" / "seg.dcm", elsewhere / "x22", {"GTVp": gtv})
+    study, frame = generate_uid(), generate_uid()
+    series, frame, ref = write_series(c / "x23" / "ct", phi=phi(23), study_uid=study, frame_uid=frame,
+                                      description="PETCT CT AC B30f")
+    write_rtstruct(c / "x23" / "rs.dcm", series, frame, ref, GTV, phi=phi(23), study_uid=study)
+    write_pet(c / "x23" / "pet", ACTIVITY, phi=phi(23), study_uid=study, frame_uid=frame, description="PET AC WB",
+              n=8, rows=16, cols=20, spacing=(2.0, 2.0, 3.0), origin=(-12.0, 2.0, 29.0),
+              extra={"SeriesDate": "20190402"})
+    series, frame, ref = write_series(c / "x24" / "mr", modality="MR", phi=phi(24), description="T1 axial")
+    write_rtstruct(c / "x24" / "rs.dcm", series, frame, ref, GTV, phi=phi(24))
+
+
+def discover_c(trees, tmp_path, *extra):
+    """Discovery over centre C only (no clinical sheet): the sheet, discovery.tsv (by patient id) and id map."""
+    out = tmp_path / "sheet_c" / "cohort.tsv"
+    codes = tmp_path / "private" / "codes_c.tsv"
+    assert main(["discover", f"C={trees / 'hospC'}", "--roi", "GTV.*", "--out", str(out), "--code-map", str(codes),
+                 "--cache", str(tmp_path / "cache.db"), *extra]) == 0
+    pid = pd.read_csv(codes, sep="\t", dtype=str).set_index("hospital_id")["patient_id"].to_dict()
+    sheet = pd.read_csv(out, sep="\t", dtype=str, keep_default_na=False)
+    report = pd.read_csv(out.parent / "discovery.tsv", sep="\t", dtype=str, keep_default_na=False)
+    return out, sheet, report.set_index("patient_id"), {n: pid[f"MRN{n:03d}"] for n in (21, 22, 23, 24)}
 
 
 def discover(trees, tmp_path, *extra):
@@ -154,6 +194,69 @@ def test_no_identifier_reaches_any_output(trees, tmp_path, capsys):
         assert not any(value.encode() in b for b in blobs), f"{value} leaked into an output file"
         assert value not in printed.out + printed.err, f"{value} leaked into the log"
     assert oct(os.stat(tmp_path / "cache.db").st_mode)[-3:] == "600"
+
+
+def leaks(folders: list[Path], numbers, printed: str = "") -> list[str]:
+    """The identifying values of patients `numbers` (and the trees' dates) found in any file under `folders`
+    (gzip files decompressed) or in `printed`."""
+    files = [f for d in folders for f in d.rglob("*") if f.is_file()]
+    blobs = [gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes() for f in files]
+    secrets = {v for n in numbers for v in phi(n).values()} | {"20190402", "20190403", "Saint Elsewhere"}
+    return sorted(v for v in secrets if v in printed or any(v.encode() in b for b in blobs))
+
+
+def ingest_opts() -> dict:
+    return load_config({**STUDY, "ingest": {"roi_pattern": "GTV.*"}})["ingest"]
+
+
+def test_a_seg_tumour_is_discovered_and_ingested_and_a_seg_of_a_missing_series_is_excluded(trees, tmp_path, capsys):
+    out, sheet, report, pid = discover_c(trees, tmp_path)
+    c, rows = trees / "hospC", sheet.set_index("patient_id")
+    assert set(rows.index) == {pid[21], pid[23], pid[24]}
+    assert rows.loc[pid[21], "image"] == str(c / "x21/ct") and rows.loc[pid[21], "mask"] == str(c / "x21/seg/SEG0001")
+    assert rows.loc[pid[23], "image"] == str(c / "x23/ct")  # the CT the RTSTRUCT is on, not the PET beside it
+    assert rows.loc[pid[24], "image"] == str(c / "x24/mr") and rows.loc[pid[24], "mask"] == str(c / "x24/rs.dcm")
+    assert report.loc[pid[21], "rois_seen"] == "GTV primary; Heart"
+    assert (report.loc[pid[22], "status"], report.loc[pid[22], "reason"]) == (
+        "excluded", "structure set without its series")
+    ok = ingest_shard(sheet, out, list(sheet["patient_id"]), Paths(tmp_path / "results"), False,
+                      ingest_opts()).set_index("patient_id")
+    assert (ok["status"] == "ok").all(), ok["message"].tolist()
+    assert ok.loc[pid[21], "mask_voxels"] == 3 * 10 * 12 and ok.loc[pid[23], "mask_voxels"] == 164
+    assert ok.loc[pid[24], "modality"] == "MR" and ok.loc[pid[24], "mask_voxels"] == 164
+    assert leaks([out.parent, tmp_path / "results"], (21, 22, 23, 24), capsys.readouterr().out) == []
+
+
+def test_modality_filter_keeps_only_rois_drawn_on_that_modality(trees, tmp_path):
+    _, sheet, report, pid = discover_c(trees, tmp_path, "--modality", "CT")
+    assert set(sheet["patient_id"]) == {pid[21], pid[23]}
+    mr = report.loc[pid[24]]
+    assert (mr["status"], mr["reason"]) == ("excluded", "ROI on another modality")
+    assert "drawn on MR 'T1 axial' (12 files), not on a CT series" in mr["detail"]
+    _, sheet, report, pid = discover_c(trees, tmp_path, "--modality", "MR")
+    assert list(sheet["patient_id"]) == [pid[24]]
+    assert set(report.loc[[pid[21], pid[23]], "reason"]) == {"ROI on another modality"}
+    assert report.loc[pid[22], "reason"] == "structure set without its series"  # its series is of no modality here
+
+
+def test_pet_ct_is_discovered_as_two_sequences_and_the_pet_is_ingested_in_suv(trees, tmp_path, capsys):
+    out, sheet, report, pid = discover_c(trees, tmp_path, "--sequence", "CT=^CT", "--sequence", "PT=^PT")
+    assert list(sheet.columns) == ["patient_id", "centre", "image", "mask", "image_PT"]
+    c = trees / "hospC"
+    assert sheet.to_dict("records") == [{"patient_id": pid[23], "centre": "C", "image": str(c / "x23/ct"),
+                                         "mask": str(c / "x23/rs.dcm"), "image_PT": str(c / "x23/pet")}]
+    assert report.loc[pid[21], "reason"] == "missing sequence" and "PT: 0 series" in report.loc[pid[21], "detail"]
+    assert report.loc[pid[24], "reason"] == "missing sequence"  # its ROI is on an MR, which is not CT
+    paths = Paths(tmp_path / "results")
+    ok = ingest_shard(sheet, out, [pid[23]], paths, False, ingest_opts(), ["CT", "PT"]).iloc[0]
+    assert ok["status"] == "ok", ok["message"]
+    assert ok["modality"] == "CT" and ok["mask_voxels"] == 164 and ok["sequences"] == "CT,PT"
+    assert "PT 20x16x8 @ 2x2x3 mm, SUVbw" in ok["sequence_geometry"]
+    pt = sitk.ReadImage(str(paths.case("C", pid[23]).ingest_sequence("PT")))
+    assert pt.GetSpacing() == (2.0, 2.0, 3.0) and pt.GetOrigin() == (-12.0, 2.0, 29.0)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(pt), SUV, rtol=1e-6)
+    assert 1.38 < SUV < 1.39
+    assert leaks([out.parent, tmp_path / "results"], (21, 22, 23, 24), capsys.readouterr().out) == []
 
 
 @pytest.mark.e2e

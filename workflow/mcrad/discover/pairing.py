@@ -13,9 +13,9 @@ import numpy as np
 
 from mcrad.dicom import SLICE_GAP_TOL_MM
 
-REASONS = ("no structure set", "no ROI matching", "structure set without its series", "ambiguous series",
-           "ambiguous structure set", "incomplete series", "missing sequence", "ambiguous sequence",
-           "no clinical row")
+REASONS = ("no structure set", "no ROI matching", "structure set without its series", "ROI on another modality",
+           "ambiguous series", "ambiguous structure set", "incomplete series", "missing sequence",
+           "ambiguous sequence", "no clinical row")
 
 
 @dataclass
@@ -203,6 +203,13 @@ def pair(series: dict[str, Series], structures: list[Structure], opts: PairingOp
         for uid in links[id(st)]:
             on_series.setdefault(uid, []).append(st)
     if not on_series:
+        scans = {u: s for u, s in series.items() if not s.localizer}
+        drawn_on = sorted({u for st in matching for u in _linked(st, scans)})
+        if drawn_on:  # the series is there, of a modality other than opts.modality
+            result.reason = "ROI on another modality"
+            result.detail = (f"ROI {opts.roi!r} is drawn on " + "; ".join(scans[u].label for u in drawn_on)
+                             + f", not on a {opts.modality} series (the modality asked for)")
+            return result
         result.reason = "structure set without its series"
         result.detail = (f"{len(matching)} structure set(s) with a matching ROI reference image series not in the "
                          "tree (out of date, or the series was not exported)")
