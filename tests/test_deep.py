@@ -287,7 +287,7 @@ def test_features_of_an_external_centre_come_from_the_auto_masks(tmp_path):
     ext = rows[rows["centre"] == "B"].assign(failed_stage="", message="")[STATUS_COLUMNS]
     for _, r in ext.iterrows():  # the provided ROIs, as the segment stage writes them
         segment.segment_case(r, seg_opts, paths)
-    fopts = {"params": str(REPO / "config" / "radiomics" / "ct_default.yaml"), "sequence": "CT"}
+    fopts = {"params": str(REPO / "config" / "radiomics" / "ct_default.yaml"), "sequence": "CT", "sequence_params": {}}
     auto = features_shard(ext, fopts, seg_opts, paths, True, auto_masks=True).set_index("patient_id")
     provided = features_shard(ext, fopts, seg_opts, paths, True).set_index("patient_id")
     voxel_mm3 = 2.0  # make_cases: 1 x 1 x 2 mm

@@ -166,7 +166,7 @@ def test_each_fault_gets_what_it_is_documented_to_get(tmp_path, kind):
 
 
 def test_a_derived_roi_below_the_gate_gives_flagged_nan_not_a_quarantine(tmp_path):
-    from mcrad.features.extract import features_case, make_extractor
+    from mcrad.features.extract import features_case, make_extractors
     from mcrad.segment import segment_case
 
     ip, mp = write_pair(tmp_path / "src", "p", shape=(20, 30, 30), spacing=(1.0, 1.0, 1.0), radius_vox=4)
@@ -182,7 +182,8 @@ def test_a_derived_roi_below_the_gate_gives_flagged_nan_not_a_quarantine(tmp_pat
     row = rows("p").iloc[0]
     result = segment_case(row, CFG["segment"], paths)
     assert result["roi_peritumoral_voxels"] == 0 and result["roi_tumour_voxels"] > 100
-    values = features_case(row, make_extractor(PARAMS), {**CFG["features"], "params": PARAMS}, CFG["segment"], paths)
+    fopts = {**CFG["features"], "params": PARAMS}
+    values = features_case(row, make_extractors(fopts, []), fopts, CFG["segment"], paths)
     flags = json.loads(values["qc_flags"])
     assert {"roi": "peritumoral", "prefix": "CT_peritumoral", "image_type": "all", "feature_class": "all",
             "problem": "ROI is empty"} in flags
@@ -296,8 +297,8 @@ def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path
     """Every fault of tests/faults.py in a random external case of the tiny study, given as a user's sheet (a path
     with spaces) whose external labels are shuffled too: the study completes with a report; each injected case is
     quarantined with its patient id (or, for an accepted fault, processed with its warning); every other case's
-    features equal the clean run's; and stage 1 is byte-identical: neither external faults nor external labels
-    reach training."""
+    features equal the clean run's (to 1e-12); and stage 1 is byte-identical: neither external faults nor external
+    labels reach training."""
     sheet = pd.read_csv(study / "synth/cohort.tsv", sep="\t", dtype=str, keep_default_na=False)
     for col in ("image", "mask"):
         sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
@@ -338,7 +339,10 @@ def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path
     for c in ("C2", "C3"):
         others = clean[c].index.difference(list(injected))
         assert set(others) <= set(raw[c].index)
-        pd.testing.assert_frame_equal(raw[c].loc[others, clean[c].columns], clean[c].loc[others])
+        # equal to the last bits BLAS and SIMD alignment leave: the same case's arithmetic in another shard job
+        numbers = [col for col in clean[c].columns if col != "centre"]
+        pd.testing.assert_frame_equal(raw[c].loc[others, numbers].astype(float),
+                                      clean[c].loc[others, numbers].astype(float), rtol=1e-12, atol=0)
     assert_identical(study, r, training_artefacts(study))
     html = (r / "report/index.html").read_text()
     assert "quarantined (left out of the analysis), per centre, stage and reason" in html

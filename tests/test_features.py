@@ -58,7 +58,7 @@ def test_shard_gives_nan_and_a_flag_for_a_roi_too_small_or_flat_and_quarantines_
     (Paths(tmp_path / "out").case_dir("A", "broken") / "segment/roi-tumour.nii.gz").write_bytes(b"not an image")
     rows = pd.DataFrame({"patient_id": ["good", "tiny", "flat", "broken"], "centre": "A", "status": "ok",
                          "failed_stage": "", "message": ""})
-    opts = {"params": PARAMS, "sequence": "CT"}
+    opts = {"params": PARAMS, "sequence": "CT", "sequence_params": {}}
     out = features_shard(rows, opts, {"peritumoral": {"activate": False}, "min_voxels": 8, "min_extent_voxels": 2},
                        Paths(tmp_path / "out"), False)
     ok, quarantined, flags = gather([out])
@@ -137,7 +137,7 @@ def test_robustness_study_keeps_stable_features_and_drops_contour_sensitive_ones
         _case(tmp_path, pid, 3 + i)
     features = pd.DataFrame({"patient_id": pids, "centre": "A", "CT_tumour_original_shape_VoxelVolume": 1.0,
                              "CT_tumour_original_firstorder_Minimum": 1.0})
-    opts = {"params": PARAMS, "sequence": "CT",
+    opts = {"params": PARAMS, "sequence": "CT", "sequence_params": {},
             "robustness": {"perturbations": ["erode", "dilate", "randomise"], "threshold": 0.75, "cases": 4}}
     seg = {"peritumoral": {"activate": False}, "min_voxels": 8, "min_extent_voxels": 2}
     table = robustness_study(features, opts, seg, Paths(tmp_path / "out"), 1)

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from helpers import STUDY
 from mcrad.config import load_config
 from mcrad.errors import CaseError, ConfigError
-from mcrad.features.extract import features_shard, make_extractor
+from mcrad.features.extract import features_shard, make_extractors
 from mcrad.features.robustness import robustness_case
 from mcrad.ingest import ingest_shard
 from mcrad.paths import Paths
@@ -173,7 +173,7 @@ def test_features_are_named_by_sequence(case):
     assert out.iloc[0]["T1_tumour_original_shape_VoxelVolume"] == out.iloc[0]["T2_tumour_original_shape_VoxelVolume"]
     # the contour-robustness re-extraction names its features the same way, so its ICCs cover every sequence
     opts = {**cfg["features"], "robustness": {**cfg["features"]["robustness"], "perturbations": ["erode"]}}
-    table = robustness_case(out.iloc[0], make_extractor(opts["params"]), opts, cfg["segment"], paths, 5, SEQS)
+    table = robustness_case(out.iloc[0], make_extractors(opts, SEQS), opts, cfg["segment"], paths, 5, SEQS)
     assert list(table.index) == ["original", "erode"]
     feature_columns = [c for c in out.columns if c.startswith(("T1_", "T2_"))]
     assert sorted(table.columns) == sorted(feature_columns)
@@ -210,7 +210,7 @@ def test_failed_registration_is_quarantined(tmp_path):
 @pytest.mark.parametrize("change, match", [
     ({"cohort": {"sheet": "s.tsv", "sequences": ["T1"]}}, "names one sequence"),
     ({"cohort": {"sheet": None, "sequences": SEQS}}, "needs a cohort sheet"),
-    ({"cohort": {"sheet": "s.tsv", "sequences": SEQS}}, "needs preprocess.modality MR"),
+    ({"cohort": {"sheet": "s.tsv", "sequences": SEQS}}, "Multi-sequence MRI takes preprocess.modality MR"),
     ({"cohort": {"sheet": "s.tsv", "sequences": SEQS}, "preprocess": {"modality": "MR", "mr_normalise": "nyul"}},
      "Nyul"),
 ])

@@ -79,10 +79,16 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
     if seqs and cfg["cohort"]["sheet"] is None and cfg["cohort"]["discover"] is None:
         raise ConfigError("cohort.sequences needs a cohort sheet (the synthetic demo cohort has one image per "
                           "case). Fix: set cohort.sheet, or cohort.sequences: [].")
-    if seqs and (pre["modality"] != "MR" or pre["mr_normalise"] == "nyul"):
-        raise ConfigError(f"cohort.sequences {seqs} needs preprocess.modality MR with mr_normalise zscore or none "
-                          f"(got {pre['modality']}, {pre['mr_normalise']}): Nyul landmarks are learned for the "
-                          "reference sequence only.")
+    if seqs and pre["modality"] == "MR" and pre["mr_normalise"] == "nyul":
+        raise ConfigError(f"cohort.sequences {seqs} needs mr_normalise zscore or none (got nyul): Nyul landmarks are "
+                          "learned for the reference sequence only.")
+    if seqs and pre["modality"] == "CT" and pre["registration"]["method"] != "none":
+        raise ConfigError(f"cohort.sequences {seqs} with preprocess.modality CT is a hybrid scan (PET/CT): set "
+                          "preprocess.registration.method: none (the scanner aligned the series; they are resampled "
+                          "onto the CT's grid). Multi-sequence MRI takes preprocess.modality MR.")
+    unknown = sorted(set(cfg["features"]["sequence_params"]) - set(seqs))
+    if unknown:
+        raise ConfigError(f"features.sequence_params names sequence(s) {unknown} that cohort.sequences {seqs} lacks.")
     names = [ep["name"] for ep in cfg["endpoints"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"endpoints: names must be unique, got {names}")

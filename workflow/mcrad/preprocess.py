@@ -227,9 +227,12 @@ def preprocess_case(row: pd.Series, opts: dict, paths: Paths, standard: list[flo
         raise CaseError(row["patient_id"], str(mask_file),
                         f"ROI vanishes when resampled to {opts['spacing_mm']} mm (partial-volume threshold "
                         f"{opts['mask_threshold']})", "use a finer preprocess.spacing_mm or check the mask")
-    # config validation allows several sequences only for MR (whole and whole_mask are set)
-    others = {seq: register_sequence(row["patient_id"], seq, whole, whole_mask, image, case, opts, seed)
-              for seq in sequences[1:]}
+    if opts["registration"]["method"] == "none":  # one frame of reference (PET/CT): resampled as it lies
+        others = {seq: (aligned_sequence(case.ingest_sequence(seq), image, opts), sitk.Transform(), {})
+                  for seq in sequences[1:]}
+    else:  # config validation allows registration for MR only (whole and whole_mask are set)
+        others = {seq: register_sequence(row["patient_id"], seq, whole, whole_mask, image, case, opts, seed)
+                  for seq in sequences[1:]}
     case.preprocess_dir.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(image, str(case.preprocess_image), useCompression=True)
     sitk.WriteImage(mask, str(case.preprocess_mask), useCompression=True)
@@ -241,6 +244,18 @@ def preprocess_case(row: pd.Series, opts: dict, paths: Paths, standard: list[flo
         sitk.WriteTransform(transform, str(case.preprocess_transform(seq)))  # reference point -> sequence point
         result.update(qc)
     return result
+
+
+def aligned_sequence(source: Path, grid: sitk.Image, opts: dict) -> sitk.Image:
+    """A further sequence the scanner aligned with the reference (PET of a PET/CT) resampled in physical space onto
+    `grid` (the reference's preprocessed grid), float32, with preprocess.image_interpolator; outside the sequence's
+    field of view it takes the sequence's lowest value. MR sequences get the reference's intensity treatment."""
+    moving = sitk.Cast(sitk.ReadImage(str(source)), sitk.sitkFloat32)
+    if opts["modality"] == "MR":
+        moving = mr_intensities(moving, opts, None)
+    lowest = float(sitk.GetArrayViewFromImage(moving).min())
+    return sitk.Resample(moving, grid, sitk.Transform(), INTERPOLATORS[opts["image_interpolator"]], lowest,
+                         sitk.sitkFloat32)
 
 
 def uses_nyul(opts: dict) -> bool:

@@ -101,9 +101,23 @@ def sequence_images(case: CaseFiles, opts: dict, sequences: list[str]) -> dict[s
     return {seq: case.preprocess_sequence(seq) for seq in sequences}
 
 
-def features_case(row: pd.Series, extractor, opts: dict, segment_opts: dict, paths: Paths,
+def sequence_params(opts: dict, sequences: list[str]) -> dict[str, str]:
+    """Sequence -> its pyradiomics parameter file: features.sequence_params where given, else features.params."""
+    names = list(sequences) or [opts["sequence"]]
+    return {seq: opts["sequence_params"].get(seq, opts["params"]) for seq in names}
+
+
+def make_extractors(opts: dict, sequences: list[str]) -> dict[str, Any]:
+    """One extractor per sequence (sequences sharing a parameter file share it)."""
+    by_file: dict[str, Any] = {}
+    return {seq: by_file.setdefault(f, by_file.get(f) or make_extractor(f, opts))
+            for seq, f in sequence_params(opts, sequences).items()}
+
+
+def features_case(row: pd.Series, extractors: dict[str, Any], opts: dict, segment_opts: dict, paths: Paths,
                   sequences: list[str] = (), auto_masks: bool = False) -> dict[str, Any]:
-    """Features of every ROI of the case (features.sequence or each of cohort.sequences), with QC flags."""
+    """Features of every ROI of the case (features.sequence or each of cohort.sequences), with QC flags;
+    `extractors`: make_extractors."""
     case = paths.case(row["centre"], row["patient_id"])
     values: dict[str, Any] = {}
     flags: list[dict] = []
@@ -118,7 +132,7 @@ def features_case(row: pd.Series, extractor, opts: dict, segment_opts: dict, pat
                               "problem": f"ROI {problem}"})
                 continue
             try:
-                v, f = extract_roi(extractor, image, mask, f"{seq}_{roi}")
+                v, f = extract_roi(extractors[seq], image, mask, f"{seq}_{roi}")
             except (ValueError, RuntimeError) as exc:
                 raise CaseError(row["patient_id"], str(roi_path), f"pyradiomics failed on ROI '{roi}' of {seq} ({exc})",
                                 "inspect the ROI in the QC images (empty ROI, or image and ROI grids differ)") from exc
@@ -138,11 +152,14 @@ def _read(patient_id: str, path: Path) -> sitk.Image:
 def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Paths, strict: bool,
                    sequences: list[str] = (), auto_masks: bool = False) -> pd.DataFrame:
     """`auto_masks`: ROIs from the auto-segmentation UNet (deep.autoseg.use_for_features) instead of the provided."""
-    extractor = make_extractor(opts["params"], opts)
+    extractors = make_extractors(opts, list(sequences))
     rois = roi_names(segment_opts)
     rows = rows[STATUS_COLUMNS]
     # the robustness filter does not change a case's features: its options must not invalidate the cache
+    params = sequence_params(opts, list(sequences))
     options = {**{k: v for k, v in opts.items() if k != "robustness"}, "params_sha256": file_sha256(opts["params"]),
+               **({"sequence_params_sha256": {s: file_sha256(f) for s, f in params.items()}}
+                  if opts["sequence_params"] else {}),
                "rois": rois, "gates": [segment_opts["min_voxels"], segment_opts["min_extent_voxels"]],
                **({"sequences": list(sequences)} if sequences else {}),
                **({"auto_masks": True} if auto_masks else {})}
@@ -153,7 +170,7 @@ def features_shard(rows: pd.DataFrame, opts: dict, segment_opts: dict, paths: Pa
                 *(case.roi(x, auto_masks) for x in rois)]
 
     return run_stage(rows, "features",
-                     lambda r: features_case(r, extractor, opts, segment_opts, paths, sequences, auto_masks),
+                     lambda r: features_case(r, extractors, opts, segment_opts, paths, sequences, auto_masks),
                      inputs, paths, __file__, options, strict)
 
 

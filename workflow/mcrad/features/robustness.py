@@ -12,7 +12,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from mcrad.errors import McradError
-from mcrad.features.extract import _read, extract_roi, make_extractor, sequence_images
+from mcrad.features.extract import _read, extract_roi, make_extractors, sequence_images
 from mcrad.files import read_tables, write_table
 from mcrad.paths import Paths
 from mcrad.segment import peritumoral_ring, roi_names
@@ -81,7 +81,7 @@ def robustness_table(per_case: dict[str, pd.DataFrame], threshold: float) -> pd.
     return pd.DataFrame(rows)
 
 
-def robustness_case(row: pd.Series, extractor, opts: dict, segment_opts: dict, paths: Paths, seed: int,
+def robustness_case(row: pd.Series, extractors: dict, opts: dict, segment_opts: dict, paths: Paths, seed: int,
                     sequences: list[str] = ()) -> pd.DataFrame:
     """Features of one case, original ROIs and every perturbation (rows), with the study's names. The tumour is
     perturbed and the peritumoral ring re-derived from it (as segment does), so the ring follows the contour."""
@@ -99,11 +99,11 @@ def robustness_case(row: pd.Series, extractor, opts: dict, segment_opts: dict, p
         per_variant[name] = {}
         for (roi, mask), (seq, img) in itertools.product(rois.items(), images.items()):
             try:
-                per_variant[name].update(extract_roi(extractor, img, mask, f"{seq}_{roi}")[0])
+                per_variant[name].update(extract_roi(extractors[seq], img, mask, f"{seq}_{roi}")[0])
             except ValueError:
                 pass  # e.g. erosion emptied a small ROI: this case drops out of that ROI's ICCs
     for (roi, mask), (seq, img) in itertools.product(original.items(), images.items()):
-        per_variant["original"].update(extract_roi(extractor, img, mask, f"{seq}_{roi}")[0])
+        per_variant["original"].update(extract_roi(extractors[seq], img, mask, f"{seq}_{roi}")[0])
     return pd.DataFrame.from_dict(per_variant, orient="index")
 
 
@@ -111,7 +111,7 @@ def robustness_study(features: pd.DataFrame, opts: dict, segment_opts: dict, pat
                      sequences: list[str] = ()) -> pd.DataFrame:
     """features/robustness.tsv from a seeded sample of the training centre(s)' cases (features.robustness.cases
     of them: the extra cost is cases x (1 + perturbations) ROI extractions, independent of the study size)."""
-    extractor = make_extractor(opts["params"], opts)
+    extractors = make_extractors(opts, list(sequences))
     rob = opts["robustness"]
     if len(features) < 3:
         raise McradError(f"robustness: {len(features)} training case(s) came through features; ICC needs at "
@@ -122,7 +122,7 @@ def robustness_study(features: pd.DataFrame, opts: dict, segment_opts: dict, pat
     for _, row in chosen.iterrows():
         case_seed = int(rng.integers(2**31))
         try:
-            table = robustness_case(row, extractor, opts, segment_opts, paths, case_seed, sequences)
+            table = robustness_case(row, extractors, opts, segment_opts, paths, case_seed, sequences)
         except Exception as exc:  # noqa: BLE001 - one case's failure leaves it out of the ICCs, not the study
             traceback.print_exception(exc, file=sys.stderr)
             print(f"mcrad: robustness: patient {row['patient_id']} left out of the ICCs ({type(exc).__name__}: "

@@ -106,6 +106,11 @@ def shap_figure(rep: Report, shap: pd.DataFrame, summary: pd.DataFrame, name: st
     """SHAP summary (beeswarm-style): per feature, each training patient's SHAP value coloured by the input."""
     keys = ["model", "class"] if "class" in summary.columns else ["model"]  # multi-class: a panel per class
     panels = list(dict.fromkeys(map(tuple, shap[keys].to_numpy().tolist())))  # models, then classes, in order
+    if not panels:  # no model kept an input (e.g. no signal: the lasso selected nothing)
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.text(0.5, 0.5, "no SHAP values: the models kept no input", ha="center", va="center")
+        ax.set_axis_off()
+        return rep.figure(fig, f"shap_{name}", "no SHAP values")
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.35 * top + 1.5), squeeze=False)
     rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
     for ax, panel in zip(axes[0], panels, strict=True):
