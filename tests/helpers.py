@@ -108,3 +108,18 @@ def assert_identical(a: Path, b: Path, files: list[Path]) -> None:
     for f in files:
         assert (a / f).is_file() and (b / f).is_file(), f
         assert filecmp.cmp(a / f, b / f, shallow=False), f"{f} differs"
+
+
+def ingest_cases(tmp_path: Path, cases: dict, strict: bool = False, **ingest):
+    """Ingest {patient_id: (image, mask)} of one centre "A" through a sheet in `tmp_path`, with the tiny study's
+    ingest options (overridden by `ingest`), into tmp_path/out."""
+    import pandas as pd
+    from mcrad.config import load_config
+    from mcrad.ingest import ingest_shard
+    from mcrad.paths import Paths
+
+    rows = [{"patient_id": pid, "centre": "A", "image": str(i), "mask": str(m)} for pid, (i, m) in cases.items()]
+    sheet = tmp_path / "cohort.tsv"
+    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
+    opts = load_config({**STUDY, "ingest": ingest})["ingest"]
+    return ingest_shard(pd.DataFrame(rows), sheet, list(cases), Paths(tmp_path / "out"), strict, opts)

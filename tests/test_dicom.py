@@ -6,22 +6,12 @@ import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk
-from helpers import STUDY
+from helpers import ingest_cases
 from mcrad import dicom
 from mcrad.cli import main
-from mcrad.config import load_config
 from mcrad.dicomsynth import AXIAL, PHI, square, write_rtstruct, write_series
 from mcrad.errors import CaseError
-from mcrad.ingest import ingest_shard
 from mcrad.paths import Paths
-
-
-def run(tmp_path, cases, strict=False, **ingest):
-    rows = [{"patient_id": pid, "centre": "A", "image": str(i), "mask": str(m)} for pid, (i, m) in cases.items()]
-    sheet = tmp_path / "cohort.tsv"
-    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
-    opts = load_config({**STUDY, "ingest": ingest})["ingest"]
-    return ingest_shard(pd.DataFrame(rows), sheet, list(cases), Paths(tmp_path / "out"), strict, opts)
 
 
 def dice(a, b):
@@ -32,7 +22,7 @@ def dice(a, b):
 @pytest.mark.parametrize("modality", ["CT", "MR_T1"])
 def test_sts002_rtstruct_matches_ibsi_conversion(shared_data, tmp_path, modality):
     sts = shared_data / "dicom_rtstruct" / "STS_002"
-    out = run(tmp_path, {"STS_002": (sts / modality / "image", sts / modality / "mask" / "RS.dcm")})
+    out = ingest_cases(tmp_path, {"STS_002": (sts / modality / "image", sts / modality / "mask" / "RS.dcm")})
     row = out.iloc[0]
     assert row["status"] == "ok", row["message"]
     case = tmp_path / "out/cases/A/STS_002/ingest"
@@ -85,7 +75,7 @@ def test_rtstruct_extra_rois_are_separate_masks(tmp_path):
     series, frame, ref = write_series(tmp_path / "ct")
     rt = write_rtstruct(tmp_path / "rt.dcm", series, frame, ref, {
         "GTVp": [(4, square(5, 15))], "GTVn_L": [(8, square(20, 24))], "GTVn_R": [(9, square(2, 5))]})
-    out = run(tmp_path, {"p1": (tmp_path / "ct", rt)}, roi_pattern="GTVp", extra_rois={"nodes": "GTVn.*"})
+    out = ingest_cases(tmp_path, {"p1": (tmp_path / "ct", rt)}, roi_pattern="GTVp", extra_rois={"nodes": "GTVn.*"})
     row = out.iloc[0]
     assert row["status"] == "ok", row["message"]
     assert row["mask_voxels"] == 100 and row["extra_roi_voxels"] == "nodes=25"
@@ -120,7 +110,7 @@ def test_bad_dicom_inputs_are_quarantined_and_the_study_goes_on(shared_data, tmp
         "missingrt": (tmp_path / "good", tmp_path / "nothere.dcm"),
         "wrongslices": (edge / "mock_data", edge / "mock_data/invalid_reference_rt.dcm"),
     }
-    out = run(tmp_path, cases, roi_pattern="GTV|GTVn.*|ROI-1").set_index("patient_id")
+    out = ingest_cases(tmp_path, cases, roi_pattern="GTV|GTVn.*|ROI-1").set_index("patient_id")
     assert len(out) == len(cases) and out.loc["good", "status"] == "ok", out.loc["good", "message"]
     expect = {
         "otherseries": ("rt.dcm", "references another image series"),
@@ -145,7 +135,7 @@ def test_bad_dicom_inputs_are_quarantined_and_the_study_goes_on(shared_data, tmp
 def test_strict_mode_fails_fast_on_a_bad_dicom_case(tmp_path):
     write_series(tmp_path / "gap", skip=(3,))
     with pytest.raises(CaseError, match="patient gap .*non-uniform slice spacing"):
-        run(tmp_path, {"gap": (tmp_path / "gap", tmp_path / "gap" / "000.dcm")}, strict=True)
+        ingest_cases(tmp_path, {"gap": (tmp_path / "gap", tmp_path / "gap" / "000.dcm")}, strict=True)
 
 
 def test_no_identifying_tag_reaches_any_output(tmp_path, capsys, caplog):
@@ -153,7 +143,7 @@ def test_no_identifying_tag_reaches_any_output(tmp_path, capsys, caplog):
     rt = write_rtstruct(tmp_path / "rt.dcm", series, frame, ref, {"GTV": [(4, square(5, 15))]})
     bad = write_rtstruct(tmp_path / "bad_rt.dcm", series, frame, ref, {"Brainstem": [(4, square(5, 15))]})
     assert str(pydicom.dcmread(tmp_path / "ct" / "000.dcm").PatientName) == PHI["PatientName"]
-    out = run(tmp_path, {"anon01": (tmp_path / "ct", rt), "anon02": (tmp_path / "ct", bad)})
+    out = ingest_cases(tmp_path, {"anon01": (tmp_path / "ct", rt), "anon02": (tmp_path / "ct", bad)})
     assert list(out["status"]) == ["ok", "quarantined"]
     assert out.iloc[0]["manufacturer"] == "ACME" and out.iloc[0]["kernel"] == "B30f"
     assert set(dicom.SAFE_TAGS.values()) <= set(out.columns)
@@ -177,7 +167,7 @@ def test_report_qc_section_shows_scanners_and_pictures(tmp_path):
 
     series, frame, ref = write_series(tmp_path / "ct")
     rt = write_rtstruct(tmp_path / "rt.dcm", series, frame, ref, {"GTV": [(4, square(5, 15)), (5, square(6, 12))]})
-    out = run(tmp_path, {"p1": (tmp_path / "ct", rt), "p2": (tmp_path / "ct", rt)})
+    out = ingest_cases(tmp_path, {"p1": (tmp_path / "ct", rt), "p2": (tmp_path / "ct", rt)})
     out.to_csv(tmp_path / "qc.tsv", sep="\t", index=False)
     qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t", dtype={"patient_id": str, "centre": str}, na_values=[""],
                      keep_default_na=False)

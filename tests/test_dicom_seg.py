@@ -1,21 +1,9 @@
 """DICOM-SEG masks at ingest (binary and fractional, segments by label regex) and in discovery."""
 import numpy as np
-import pandas as pd
 import pytest
 import SimpleITK as sitk
-from helpers import STUDY
-from mcrad.config import load_config
+from helpers import ingest_cases
 from mcrad.dicomsynth import write_seg, write_series
-from mcrad.ingest import ingest_shard
-from mcrad.paths import Paths
-
-
-def _ingest(tmp_path, cases, **ingest):
-    rows = [{"patient_id": pid, "centre": "A", "image": str(i), "mask": str(m)} for pid, (i, m) in cases.items()]
-    sheet = tmp_path / "cohort.tsv"
-    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
-    opts = load_config({**STUDY, "ingest": ingest})["ingest"]
-    return ingest_shard(pd.DataFrame(rows), sheet, list(cases), Paths(tmp_path / "out"), False, opts)
 
 
 @pytest.mark.slow  # highdicom import and SEG encoding: ~10 s here
@@ -30,7 +18,7 @@ def test_binary_and_fractional_seg_masks_and_a_seg_of_another_series(tmp_path):
     prob[4, 5, 8] = 0.3  # below the threshold
     binary = write_seg(tmp_path / "seg.dcm", tmp_path / "ct", {"GTVp": gtv, "Node_L": node})
     fractional = write_seg(tmp_path / "fseg.dcm", tmp_path / "ct", {"GTV prob": prob}, fractional=True)
-    out = _ingest(tmp_path, {"bin": (tmp_path / "ct", binary), "frac": (tmp_path / "ct", fractional),
+    out = ingest_cases(tmp_path, {"bin": (tmp_path / "ct", binary), "frac": (tmp_path / "ct", fractional),
                              "wrong": (tmp_path / "other", binary)},
                   roi_pattern="GTV.*", extra_rois={"nodes": "Node.*"}).set_index("patient_id")
     assert out.loc["bin", "status"] == "ok", out.loc["bin", "message"]

@@ -3,12 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from helpers import STUDY
+from helpers import ingest_cases
 from mcrad import dicom, pet
-from mcrad.config import load_config
 from mcrad.dicomsynth import F18_HALF_LIFE_S, PHI, square, write_pet, write_rtstruct
 from mcrad.errors import CaseError
-from mcrad.ingest import ingest_shard
 from mcrad.paths import Paths
 
 ACTIVITY, WEIGHT_G, DOSE = 5000.0, 70000.0, 370e6
@@ -102,13 +100,6 @@ def test_sequence_without_radiopharmaceutical_information_is_refused(tmp_path):
         pet.suv_scale(headers, "pt01", tmp_path)
 
 
-def run(tmp_path, cases, **ingest):
-    rows = [{"patient_id": pid, "centre": "A", "image": str(i), "mask": str(m)} for pid, (i, m) in cases.items()]
-    sheet = tmp_path / "cohort.tsv"
-    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
-    opts = load_config({**STUDY, "ingest": ingest})["ingest"]
-    return ingest_shard(pd.DataFrame(rows), sheet, list(cases), Paths(tmp_path / "out"), False, opts)
-
 
 @pytest.mark.parametrize("suv", [True, False])
 def test_ingest_writes_a_pet_series_in_suv_and_records_the_scale(tmp_path, suv):
@@ -117,7 +108,7 @@ def test_ingest_writes_a_pet_series_in_suv_and_records_the_scale(tmp_path, suv):
         series, frame, ref = write_pet(tmp_path / pid, ACTIVITY, **kw)
         rts[pid] = (tmp_path / pid, write_rtstruct(tmp_path / f"{pid}.dcm", series, frame, ref,
                                                    {"GTV": [(2, square(5, 15))]}))
-    out = run(tmp_path, rts, pet_suv=suv)
+    out = ingest_cases(tmp_path, rts, pet_suv=suv)
     ok = out.iloc[0]
     assert ok["status"] == "ok" and ok["modality"] == "PT" and ok["pet_units"] == "BQML"
     arr = sitk.GetArrayFromImage(sitk.ReadImage(str(Paths(tmp_path / "out").case("A", "pt01").ingest_image)))

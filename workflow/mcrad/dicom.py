@@ -171,14 +171,20 @@ def roi_names(ds: pydicom.Dataset) -> dict[int, str]:
     return {int(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence", [])}
 
 
-def select_rois(ds: pydicom.Dataset, pattern: str, patient_id: str, path: Path) -> dict[int, str]:
-    """ROIs whose name fully matches `pattern` (case-insensitive); CaseError listing the names if none does."""
-    names = roi_names(ds)
+def matching_names(names: dict[int, str], pattern: str, patient_id: str, path: Path, what: str = "ROI name",
+                   holder: str = "RTSTRUCT") -> dict[int, str]:
+    """The entries whose name fully matches `pattern` (case-insensitive: ingest.roi_pattern); CaseError listing
+    the names when none does. For RTSTRUCT ROIs and SEG segment labels alike."""
     chosen = {n: name for n, name in names.items() if re.fullmatch(pattern, name, flags=re.IGNORECASE)}
     if not chosen:
-        raise CaseError(patient_id, str(path), f"no ROI name matches {pattern!r}; the RTSTRUCT has "
+        raise CaseError(patient_id, str(path), f"no {what} matches {pattern!r}; the {holder} has "
                         f"{sorted(names.values())}", "set ingest.roi_pattern to a regex matching one of these")
     return chosen
+
+
+def select_rois(ds: pydicom.Dataset, pattern: str, patient_id: str, path: Path) -> dict[int, str]:
+    """ROIs whose name fully matches `pattern` (case-insensitive); CaseError listing the names if none does."""
+    return matching_names(roi_names(ds), pattern, patient_id, path)
 
 
 def check_reference(ds: pydicom.Dataset, series: DicomSeries, patient_id: str, path: Path) -> list[str]:

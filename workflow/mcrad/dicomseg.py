@@ -3,13 +3,12 @@ ROIs, placed on the image series through their source-instance references (a SEG
 quarantined, as an RTSTRUCT is)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from mcrad.dicom import DicomSeries
+from mcrad.dicom import DicomSeries, matching_names
 from mcrad.errors import CaseError
 
 FRACTIONAL_THRESHOLD = 0.5  # a fractional (probability / occupancy) segment is inside from this value on
@@ -30,12 +29,7 @@ def segment_labels(seg) -> dict[int, str]:
 
 
 def select_segments(seg, pattern: str, patient_id: str, path: Path) -> dict[int, str]:
-    labels = segment_labels(seg)
-    chosen = {n: name for n, name in labels.items() if re.fullmatch(pattern, name, flags=re.IGNORECASE)}
-    if not chosen:
-        raise CaseError(patient_id, str(path), f"no segment label matches {pattern!r}; the SEG has "
-                        f"{sorted(labels.values())}", "set ingest.roi_pattern to a regex matching one of these")
-    return chosen
+    return matching_names(segment_labels(seg), pattern, patient_id, path, "segment label", "SEG")
 
 
 def seg_mask(seg, segments: dict[int, str], series: DicomSeries | None, image: sitk.Image, patient_id: str,

@@ -185,6 +185,20 @@ def _sequence(name: str, pattern: str, ref: Series, series: dict[str, Series], r
     return True
 
 
+def _unlinked(series: dict[str, Series], matching: list[Structure], opts: PairingOptions) -> tuple[str, str]:
+    """(reason, detail) when no structure set with a matching ROI is drawn on an image series of the asked
+    modality: the series is there in another modality, or it is not in the tree."""
+    scans = {u: s for u, s in series.items() if not s.localizer}
+    drawn_on = sorted({u for st in matching for u in _linked(st, scans)})
+    if drawn_on:
+        labels = "; ".join(scans[u].label for u in drawn_on)
+        return "ROI on another modality", (f"ROI {opts.roi!r} is drawn on {labels}, not on a {opts.modality} series "
+                                           "(the modality asked for)")
+    return "structure set without its series", (f"{len(matching)} structure set(s) with a matching ROI reference "
+                                                "image series not in the tree (out of date, or the series was not "
+                                                "exported)")
+
+
 def pair(series: dict[str, Series], structures: list[Structure], opts: PairingOptions) -> Pairing:
     """The case of one patient, or the reason there is none."""
     result = Pairing(rois_seen=sorted({r for st in structures for r in st.rois}))
@@ -203,16 +217,7 @@ def pair(series: dict[str, Series], structures: list[Structure], opts: PairingOp
         for uid in links[id(st)]:
             on_series.setdefault(uid, []).append(st)
     if not on_series:
-        scans = {u: s for u, s in series.items() if not s.localizer}
-        drawn_on = sorted({u for st in matching for u in _linked(st, scans)})
-        if drawn_on:  # the series is there, of a modality other than opts.modality
-            result.reason = "ROI on another modality"
-            result.detail = (f"ROI {opts.roi!r} is drawn on " + "; ".join(scans[u].label for u in drawn_on)
-                             + f", not on a {opts.modality} series (the modality asked for)")
-            return result
-        result.reason = "structure set without its series"
-        result.detail = (f"{len(matching)} structure set(s) with a matching ROI reference image series not in the "
-                         "tree (out of date, or the series was not exported)")
+        result.reason, result.detail = _unlinked(series, matching, opts)
         return result
     if len(on_series) > 1:
         result.reason = "ambiguous series"
