@@ -20,6 +20,7 @@ from mcrad.cli import (
     preprocess,
     prospective,
     report,
+    samplesize,
     segment,
     study,
     validate,
@@ -27,7 +28,7 @@ from mcrad.cli import (
 from mcrad.errors import McradError
 
 STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
-          prospective, report)
+          prospective, report, samplesize)
 
 
 def parser() -> argparse.ArgumentParser:
