@@ -6,23 +6,35 @@ from pathlib import Path
 from mcrad.errors import McradError
 
 
+def _binary(a):
+    from mcrad import samplesize as ss
+
+    if a.prevalence is None or any(v is not None for v in (a.rate, a.timepoint, a.meanfup)):
+        raise McradError("--type binary needs --prevalence (and no --rate/--timepoint/--meanfup)")
+    r2 = a.rsquared if a.rsquared is not None else ss.cstatistic_to_r2cs(a.cstatistic, a.prevalence)
+    return ss.binary(a.parameters, a.prevalence, r2, a.shrinkage)
+
+
+def _survival(a):
+    from mcrad import samplesize as ss
+
+    if a.prevalence is not None or any(v is None for v in (a.rate, a.timepoint, a.meanfup)):
+        raise McradError("--type survival needs --rate, --timepoint and --meanfup (and no --prevalence)")
+    if a.cstatistic is not None:
+        raise McradError("--cstatistic is for --type binary (pmsampsize approximates R-squared from C only "
+                         "for binary outcomes); give --rsquared")
+    return ss.survival(a.parameters, a.rate, a.timepoint, a.meanfup, a.rsquared, a.shrinkage)
+
+
+OUTCOMES = {"binary": _binary, "survival": _survival}  # pmsampsize's outcome types
+
+
 def cmd_sample_size(a) -> None:
     from mcrad import samplesize as ss
 
     if (a.rsquared is None) == (a.cstatistic is None):
         raise McradError("give exactly one of --rsquared and --cstatistic")
-    if a.type == "binary":
-        if a.prevalence is None or any(v is not None for v in (a.rate, a.timepoint, a.meanfup)):
-            raise McradError("--type binary needs --prevalence (and no --rate/--timepoint/--meanfup)")
-        r2 = a.rsquared if a.rsquared is not None else ss.cstatistic_to_r2cs(a.cstatistic, a.prevalence)
-        res = ss.binary(a.parameters, a.prevalence, r2, a.shrinkage)
-    else:
-        if a.prevalence is not None or any(v is None for v in (a.rate, a.timepoint, a.meanfup)):
-            raise McradError("--type survival needs --rate, --timepoint and --meanfup (and no --prevalence)")
-        if a.cstatistic is not None:
-            raise McradError("--cstatistic is for --type binary (pmsampsize approximates R-squared from C only "
-                             "for binary outcomes); give --rsquared")
-        res = ss.survival(a.parameters, a.rate, a.timepoint, a.meanfup, a.rsquared, a.shrinkage)
+    res = OUTCOMES[a.type](a)
     ss.write_tsv(res, Path(a.out))
     src = f" (from C-statistic {a.cstatistic})" if a.cstatistic is not None else ""
     print(f"Cox-Snell R-squared {res.r2cs}{src}, max {res.max_r2cs:.3f}, Nagelkerke {res.nagelkerke:.3f}")
@@ -36,7 +48,7 @@ def cmd_sample_size(a) -> None:
 
 def register(sub) -> None:
     s = sub.add_parser("sample-size", help="minimum n to develop a prediction model (Riley 2020, as pmsampsize)")
-    s.add_argument("--type", required=True, choices=("binary", "survival"))
+    s.add_argument("--type", required=True, choices=tuple(OUTCOMES))
     s.add_argument("--parameters", required=True, type=int, help="candidate predictor parameters")
     s.add_argument("--rsquared", type=float, default=None, help="anticipated Cox-Snell R-squared")
     s.add_argument("--cstatistic", type=float, default=None,
