@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from mcrad.config import load_config
 from mcrad.paths import Paths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,8 +83,11 @@ def main() -> None:
             pd.DataFrame({"patient_id": part, "centre": "A", "status": "ok", "failed_stage": "", "message": ""}
                          ).to_csv(f, sep="\t", index=False)
             shards.append(f)
-        opts = json.dumps({"params": params, "sequence": "CT"})
-        seg = json.dumps({"peritumoral": {"activate": False}})
+        # the features and segment sections the workflow passes: the schema's defaults, ring off
+        cfg = load_config({"study": {"name": "bench"}, "cohort": {"clinical": []},
+                           "design": {"train": ["A"], "external": ["B"]}, "endpoints": [{"name": "y", "column": "y"}],
+                           "features": {"params": str(params)}, "segment": {"peritumoral": {"activate": False}}})
+        opts, seg = json.dumps(cfg["features"]), json.dumps(cfg["segment"])
 
         start = time.perf_counter()
         procs = [subprocess.Popen([sys.executable, "-m", "mcrad.cli", "features", "--shard", str(s), "--options",

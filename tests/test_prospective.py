@@ -153,7 +153,8 @@ def test_an_outcome_edit_of_a_prospective_centre_reruns_evaluate_not_predict(tmp
 
     sheet = pd.DataFrame({"patient_id": ["a", "b"], "centre": ["C4", "C2"], "age": [60, 70], "y": [1, 0],
                           "os_months": [3.0, 9.0], "reader": [0.2, 0.9]})
-    table = predictors_table(sheet, {"cohort": {"clinical": [{"name": "age", "type": "numeric"}]}}, "C4")
+    table = predictors_table(sheet, {"cohort": {"clinical": [{"name": "age", "type": "numeric", "missing": []}]}},
+                             "C4")
     assert table.to_dict("list") == {"patient_id": ["a"], "centre": ["C4"], "age": [60]}  # no outcome, no extras
     cfg = {"study": {"name": "dry", "seed": 7, "results": str(tmp_path / "results")},
            "cohort": {"sheet": None, "synthetic": {"centres": 4, "patients_per_centre": 16, "field_of_view_mm": 56}},

@@ -55,7 +55,8 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     proc = subprocess.run(
         [str(SNAKEMAKE), "--profile", str(gpu_profile_for_test_node(tmp_path)),
          "--configfile", str(tmp_path / "config.yaml"),
-         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"],
+         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+         "--seconds-between-status-checks", "2"],  # a one-node test cluster: poll often (default 10 s per poll)
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "results/slurm/report/index.html").is_file()
