@@ -15,6 +15,21 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# Table concatenations and copies run on the submitting node: a cluster job for each would cost more than the work.
+localrules:
+    all,
+    cohort_tables,
+    qc_ingest,
+    qc_preprocess,
+    qc_pictures,
+    features_centre,
+    features_study,
+    harmonise_study,
+    autoseg_dice,
+
+
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/preprocess.smk"
