@@ -124,6 +124,7 @@ def options(cfg: dict, *sections: str) -> str:
                       sort_keys=True, separators=(",", ":"))
 
 
+@cache
 def _module_file(name: str) -> Path | None:
     """The source file of an mcrad module (a package's __init__.py), or None when it is not one of ours."""
     if name != "mcrad" and not name.startswith("mcrad."):
@@ -135,10 +136,16 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def _imports(path: Path, top_only: bool) -> set[str]:
+@cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+@cache
+def _imports(path: Path, top_only: bool) -> frozenset[str]:
     """The mcrad modules a source file imports: at module level, or (top_only=False) also inside functions.
     `from mcrad.x import y` counts mcrad.x and, when y is a module, mcrad.x.y."""
-    tree = ast.parse(path.read_text())
+    tree = _tree(path)
     nodes = tree.body if top_only else list(ast.walk(tree))
     found = set()
     for node in nodes:
@@ -147,7 +154,7 @@ def _imports(path: Path, top_only: bool) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
-    return {m for m in found if _module_file(m) is not None}
+    return frozenset(m for m in found if _module_file(m) is not None)
 
 
 def _package(module: str) -> str:
