@@ -229,13 +229,9 @@ def cohort_tables_stage(sheet: Path, cfg: dict, centres: list[str], out: list[st
 def check_study(config_file: Path) -> str:
     """`mcrad check`: validate a config file and its cohort sheet; what a user reads when both are fine."""
     from mcrad.config import load_config_file
+    from mcrad.discover import with_discovered_sheet
 
-    cfg = load_config_file(config_file)
-    if cfg["cohort"]["discover"]:  # discovery writes the sheet under results/, then it is checked like any sheet
-        from mcrad.discover import with_discovered_sheet
-        from mcrad.paths import Paths
-
-        cfg = with_discovered_sheet(cfg, Paths.from_config(cfg).discovered_sheet)
+    cfg = with_discovered_sheet(load_config_file(config_file))  # cohort.discover: checked like any sheet
     if cfg["cohort"]["sheet"] is None:
         return "config OK; cohort: synthetic demo cohort"
     df = load_sheet(cfg["cohort"]["sheet"], cfg)

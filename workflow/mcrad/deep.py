@@ -382,6 +382,11 @@ def croppable(items: list[dict], opts: dict) -> tuple[list[dict], list[dict]]:
     return ok, failed
 
 
+def no_deep_score(items: list[dict], opts: dict) -> pd.DataFrame:
+    """Rows of the deep features table for cases whose crop failed: empty score and embedding."""
+    return features_table(items, np.full(len(items), np.nan), np.full((len(items), opts["embedding_size"]), np.nan))
+
+
 def score_items(net: DeepNet, items: list[dict], opts: dict, seed: int, device: torch.device) -> pd.DataFrame:
     """Deep scores and embeddings of the items, in their order; a case whose crop fails gets NaN."""
     usable, failed = croppable(items, opts)
@@ -391,8 +396,7 @@ def score_items(net: DeepNet, items: list[dict], opts: dict, seed: int, device: 
                               device)
         table = features_table(usable, probs, embs)
     if failed:
-        blank = features_table(failed, np.full(len(failed), np.nan), np.full((len(failed), opts["embedding_size"]),
-                                                                             np.nan))
+        blank = no_deep_score(failed, opts)
         order = {it["patient_id"]: i for i, it in enumerate(items)}
         table = pd.concat([table, blank], ignore_index=True)
         table = table.sort_values("patient_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
@@ -470,9 +474,7 @@ def train_stage(opts: dict, preprocess: dict, seed: int, threads: int | None, co
     items, failed = croppable(items, opts)
     net, table, curves, summary = train_endpoint(items, opts, seed, device)
     if failed:  # listed with an empty deep score: the fusion models leave them out of training
-        table = pd.concat([table, features_table(failed, np.full(len(failed), np.nan),
-                                                 np.full((len(failed), opts["embedding_size"]), np.nan))],
-                          ignore_index=True)
+        table = pd.concat([table, no_deep_score(failed, opts)], ignore_index=True)
     print(f"deep: {summary}")
     save_network(net, opts, summary, paths.deep_network(endpoint), paths.deep_network_meta(endpoint))
     write_table(curves, paths.deep_curves(endpoint))

@@ -109,12 +109,11 @@ def prepare_study(config: dict) -> tuple[dict, StudyPlan]:
     """The validated config and its plan. With cohort.discover, discovery first writes the study's cohort sheet
     from the DICOM trees (only what changed), and the plan reads that sheet."""
     from mcrad.config import load_config
-
     cfg = load_config(config)
-    if cfg["cohort"]["discover"]:
+    if cfg["cohort"]["discover"]:  # pydicom and the header index only for studies that discover
         from mcrad.discover import with_discovered_sheet
 
-        cfg = with_discovered_sheet(cfg, Paths.from_config(cfg).discovered_sheet)
+        cfg = with_discovered_sheet(cfg)
     return cfg, plan_study(cfg)
 
 

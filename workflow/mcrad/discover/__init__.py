@@ -160,10 +160,14 @@ def discover_study(cfg: dict, sheet: Path) -> Summary:
     return summary
 
 
-def with_discovered_sheet(cfg: dict, sheet: Path) -> dict:
-    """The config with cohort.sheet set to the discovered sheet (cohort.discover), after running discovery."""
+def with_discovered_sheet(cfg: dict) -> dict:
+    """The config with cohort.sheet set to the discovered sheet (cohort.discover; <results>/discover/cohort.tsv),
+    after running discovery; the config unchanged without cohort.discover."""
+    from mcrad.paths import Paths
+
     if cfg["cohort"]["discover"] is None:
         return cfg
+    sheet = Paths.from_config(cfg).discovered_sheet
     if cfg["cohort"]["sheet"] is not None:
         raise McradError("cohort.sheet and cohort.discover are both set. Fix: keep one (discover writes the sheet).")
     sheet.parent.mkdir(parents=True, exist_ok=True)
