@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from mcrad import synth
+from mcrad import cohort, synth
 
 OPTS = {"centres": 2, "patients_per_centre": 3, "field_of_view_mm": 40}
 
@@ -25,7 +25,7 @@ def test_a_centre_does_not_depend_on_the_others(tmp_path):
 
 def test_planned_cases_match_what_is_made(tmp_path):
     made = synth.make_cohort(OPTS, 3, tmp_path)
-    pd.testing.assert_frame_equal(synth.planned_cases(OPTS), made[["patient_id", "centre"]])
+    pd.testing.assert_frame_equal(cohort.planned_cases(OPTS), made[["patient_id", "centre"]])
 
 
 def test_centres_differ_like_scanners(tmp_path):
@@ -62,9 +62,9 @@ def test_labels_follow_the_true_risk():
 
 
 def test_centre_sizes_one_for_all_or_one_each():
-    assert synth.centre_sizes({"centres": 2, "patients_per_centre": 5}) == {"C1": 5, "C2": 5}
-    assert synth.centre_sizes({"centres": 2, "patients_per_centre": [8, 3]}) == {"C1": 8, "C2": 3}
+    assert cohort.centre_sizes({"centres": 2, "patients_per_centre": 5}) == {"C1": 5, "C2": 5}
+    assert cohort.centre_sizes({"centres": 2, "patients_per_centre": [8, 3]}) == {"C1": 8, "C2": 3}
     import pytest
     from mcrad.errors import ConfigError
     with pytest.raises(ConfigError, match="lists 1 sizes for 2 centres"):
-        synth.centre_sizes({"centres": 2, "patients_per_centre": [8]})
+        cohort.centre_sizes({"centres": 2, "patients_per_centre": [8]})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcrad.endpoints import endpoints
-from mcrad.errors import CohortError
+from mcrad.errors import CohortError, ConfigError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PATH_COLUMNS = ("image", "mask")
@@ -236,3 +236,30 @@ def check_study(config_file: Path) -> str:
         return "config OK; cohort: synthetic demo cohort"
     df = load_sheet(cfg["cohort"]["sheet"], cfg)
     return f"config OK; cohort sheet OK: {len(df)} patients in {df['centre'].nunique()} centres"
+
+
+# The synthetic cohort's case list lives here, not in mcrad.synth: planning needs it at every workflow parse (once
+# per cluster job), and the generator's imports (scipy, scikit-learn, SimpleITK) cost seconds there.
+def centre_names(n: int) -> list[str]:
+    return [f"C{k + 1}" for k in range(n)]
+
+
+def patient_id(centre: str, i: int) -> str:
+    return f"{centre}-{i + 1:03d}"
+
+
+def centre_sizes(opts: dict) -> dict[str, int]:
+    """Patients per centre from `patients_per_centre` (one number for all, or one per centre)."""
+    names, n = centre_names(opts["centres"]), opts["patients_per_centre"]
+    if isinstance(n, int):
+        return dict.fromkeys(names, n)
+    if len(n) != len(names):
+        raise ConfigError(f"cohort.synthetic.patients_per_centre lists {len(n)} sizes for {len(names)} centres. "
+                          "Fix: give one number per centre, or a single number for all.")
+    return dict(zip(names, n, strict=True))
+
+
+def planned_cases(opts: dict) -> pd.DataFrame:
+    """patient_id and centre of every case the generator will make, without making it."""
+    rows = [(patient_id(c, i), c) for c, n in centre_sizes(opts).items() for i in range(n)]
+    return pd.DataFrame(rows, columns=["patient_id", "centre"])

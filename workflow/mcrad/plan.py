@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mcrad import synth
-from mcrad.cohort import load_sheet, make_shards, resolve_path, sequence_inputs
+from mcrad.cohort import load_sheet, make_shards, planned_cases, resolve_path, sequence_inputs
 from mcrad.endpoints import Endpoint, endpoints
 from mcrad.errors import ConfigError
 from mcrad.paths import Paths
@@ -75,7 +74,7 @@ def plan_study(cfg: dict) -> StudyPlan:
     if cfg["cohort"]["sheet"] is None and cfg["cohort"]["discover"]:
         raise ConfigError("cohort.discover is set but discovery has not run. Fix: plan the study with prepare_study.")
     if cfg["cohort"]["sheet"] is None:
-        index = synth.planned_cases(cfg["cohort"]["synthetic"])
+        index = planned_cases(cfg["cohort"]["synthetic"])
         present = set(index["centre"])
         unknown = [c for c in design["train"] + design["external"] + design["prospective"] if c not in present]
         if unknown:

@@ -18,7 +18,7 @@ from scipy import ndimage, stats
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
-from mcrad.errors import ConfigError
+from mcrad.cohort import centre_sizes, patient_id
 
 GENERATOR_VERSION = 2
 SMOKING = ("never", "former", "current")
@@ -43,31 +43,6 @@ class Scanner:
     blur_mm: float
     noise_hu: float
     hu_offset: float
-
-
-def centre_names(n: int) -> list[str]:
-    return [f"C{k + 1}" for k in range(n)]
-
-
-def patient_id(centre: str, i: int) -> str:
-    return f"{centre}-{i + 1:03d}"
-
-
-def centre_sizes(opts: dict) -> dict[str, int]:
-    """Patients per centre from `patients_per_centre` (one number for all, or one per centre)."""
-    names, n = centre_names(opts["centres"]), opts["patients_per_centre"]
-    if isinstance(n, int):
-        return dict.fromkeys(names, n)
-    if len(n) != len(names):
-        raise ConfigError(f"cohort.synthetic.patients_per_centre lists {len(n)} sizes for {len(names)} centres. "
-                          "Fix: give one number per centre, or a single number for all.")
-    return dict(zip(names, n, strict=True))
-
-
-def planned_cases(opts: dict) -> pd.DataFrame:
-    """patient_id and centre of every case the generator will make, without making it."""
-    rows = [(patient_id(c, i), c) for c, n in centre_sizes(opts).items() for i in range(n)]
-    return pd.DataFrame(rows, columns=["patient_id", "centre"])
 
 
 def scanner_for(seed: int, k: int) -> Scanner:
