@@ -24,6 +24,7 @@ import pytest
 import requests
 import SimpleITK as sitk
 import yaml
+from helpers import REPO
 from mcrad.config import load_config
 from mcrad.dicomsynth import PHI, rtutils_rtstruct, write_series
 from mcrad.errors import McradError
@@ -181,8 +182,9 @@ def synthetic_case(tmp_path: Path, n: int = 1, pixels=None, mask=None, spacing=(
 
 
 def phi(n: int) -> dict:
-    return {**PHI, "PatientID": f"MRN7{n:03d}", "PatientName": f"Roe^Patient{n}", "PatientBirthDate": f"195102{n:02d}",
-            "AccessionNumber": f"ACC7{n:04d}", "InstitutionName": "Saint Elsewhere Hospital"}
+    return {**PHI, "PatientID": f"MRN7{n:03d}", "PatientName": f"Roe^Patient{n}",
+            "PatientBirthDate": f"1951021{n % 10}", "AccessionNumber": f"ACC7{n:04d}",
+            "InstitutionName": "Saint Elsewhere Hospital"}
 
 
 def small_config(tmp_path: Path) -> dict:
@@ -290,16 +292,22 @@ class Orthanc:
             requests.post(f"{self.url}/instances", data=f.read_bytes(), auth=(USER, PASSWORD),
                           timeout=30).raise_for_status()
 
-    def srs(self) -> list[pydicom.Dataset]:
-        """Every SR instance in the archive (over DICOMweb)."""
+    def client(self):
         from dicomweb_client.api import DICOMwebClient
 
         s = requests.Session()
         s.auth = (USER, PASSWORD)
-        client = DICOMwebClient(f"{self.url}/dicom-web", session=s)
+        return DICOMwebClient(f"{self.url}/dicom-web", session=s)
+
+    def series(self, modality: str) -> list[dict]:
+        return self.client().search_for_series(search_filters={"Modality": modality})
+
+    def srs(self) -> list[pydicom.Dataset]:
+        """Every SR instance in the archive (over DICOMweb)."""
         out = []
-        for series in client.search_for_series(search_filters={"Modality": "SR"}):
-            out += client.retrieve_series(query.value(series, query.STUDY_UID), query.value(series, query.SERIES_UID))
+        for series in self.series("SR"):
+            out += self.client().retrieve_series(query.value(series, query.STUDY_UID),
+                                                 query.value(series, query.SERIES_UID))
         return out
 
 
@@ -331,19 +339,20 @@ def case_to_dicom(image: Path, mask: Path, folder: Path, n: int) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def pacs_study(study, tmp_path_factory):
-    """The session study (C3 is one of its external centres) with prospective.pacs pointing at the archive, and
-    N_STUDIES + 2 of C3's cases written as DICOM studies (the last two are uploaded by the outage test)."""
+    """The session study (C3 is one of its external centres) with its locked artefacts (bundles, harmoniser, raw
+    features) copied to a results folder of its own, and N_STUDIES + 2 of C3's cases written as DICOM studies (the
+    last two are uploaded by the outage test). Returns (config, DICOM files per study, their patient ids, tmp)."""
     tmp = tmp_path_factory.mktemp("pacs")
-    work = tmp / "work"
-    shutil.copytree(study.parent.parent, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["study"]["results"] = str(work / "results")
-    synth = work / "results" / cfg["study"]["name"] / "synth"
+    cfg = yaml.safe_load((study.parent.parent / "config.yaml").read_text())
+    cfg["study"]["results"] = str(tmp / "results")
+    for part in ("models", "harmonise", "features/raw"):
+        shutil.copytree(study / part, tmp / "results" / cfg["study"]["name"] / part)
+    synth = study / "synth"
     sheet = pd.read_csv(synth / "cohort.tsv", sep="\t", dtype=str)
     rows = sheet[sheet["centre"] == "C3"].head(N_STUDIES + 2)
     studies = [case_to_dicom(synth / r.image, synth / r.mask, tmp / "dicom" / f"s{k}", k)
                for k, r in enumerate(rows.itertuples())]
-    return cfg, studies, tmp
+    return cfg, studies, list(rows["patient_id"]), tmp
 
 
 def with_pacs(cfg: dict, server: Orthanc, **pacs) -> dict:
@@ -376,7 +385,7 @@ def reference_scores(cfg: dict, files: list[Path], tmp: Path) -> pd.DataFrame:
     out = tmp / "ref" / "predictions.tsv"
     subprocess.run([sys.executable, "-m", "mcrad.cli", "predict", "--bundle",
                     str(paths.bundle("nodal_metastasis", "radiomics")), "--features", str(tmp / "ref" / "features.tsv"),
-                    "--out", str(out)], check=True, capture_output=True)
+                    "--out", str(out)], check=True, capture_output=True, cwd=REPO)
     return pd.read_csv(out, sep="\t")
 
 
@@ -384,12 +393,12 @@ def poll_cli(cfg: dict, tmp: Path, *args: str, env: dict | None = None) -> subpr
     cfg_file = tmp / "study.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     return subprocess.run([sys.executable, "-m", "mcrad.cli", "pacs", "poll", "--config", str(cfg_file), *args],
-                          capture_output=True, text=True, env={**os.environ, **(env or AUTH)})
+                          capture_output=True, text=True, env={**os.environ, **(env or AUTH)}, cwd=REPO)
 
 
 @pytest.mark.e2e
-def test_orthanc_studies_are_scored_once_and_their_srs_match_mcrad_predict(orthanc, pacs_study):
-    cfg, studies, tmp = pacs_study
+def test_orthanc_studies_are_scored_once_and_their_srs_match_mcrad_predict(orthanc, pacs_study, study):
+    cfg, studies, pids, tmp = pacs_study
     cfg = with_pacs(cfg, orthanc, endpoints=["nodal_metastasis"])
     for files in studies[:N_STUDIES]:
         orthanc.upload(files)
@@ -397,11 +406,14 @@ def test_orthanc_studies_are_scored_once_and_their_srs_match_mcrad_predict(ortha
     assert not orthanc.srs()
     proc = poll_cli(cfg, tmp)
     assert proc.returncode == 0, proc.stderr
-    assert f"found={N_STUDIES} skipped=0 ok={N_STUDIES} failed=0" in proc.stdout
+    assert f"found={N_STUDIES} skipped=0 ok={N_STUDIES} failed=0" in proc.stdout, proc.stderr[-3000:]
     srs = orthanc.srs()
     uploaded = {pydicom.dcmread(files[0]).StudyInstanceUID: k for k, files in enumerate(studies[:N_STUDIES])}
     assert sorted(ds.StudyInstanceUID for ds in srs) == sorted(uploaded)  # one SR per study, in that study
     expected = reference_scores(cfg, studies[:N_STUDIES], tmp)
+    stage2 = pd.read_csv(study / "validation" / "nodal_metastasis" / "predictions.tsv", sep="\t",
+                         dtype={"patient_id": str})
+    stage2 = stage2[(stage2["model"] == "radiomics") & (stage2["stage"] == "external")].set_index("patient_id")
     for ds in srs:
         k = uploaded[ds.StudyInstanceUID]
         images = {pydicom.dcmread(f).SeriesInstanceUID for f in studies[k][:-1]}
@@ -413,6 +425,8 @@ def test_orthanc_studies_are_scored_once_and_their_srs_match_mcrad_predict(ortha
         ref = expected[expected["patient_id"] == f"REF-{k}"].iloc[0]
         assert abs(found["score"] - ref["score"]) < 1e-9 and found["threshold"] == ref["threshold"]
         assert found["call"] == ("positive" if ref["positive"] else "negative")
+        # and the study's own stage-2 scoring of the same case from its NIfTI files
+        assert abs(found["score"] - stage2.loc[pids[k], "score"]) < 1e-9
     paths = Paths.from_config(cfg)
     table = pd.read_csv(paths.pacs_scores("nodal_metastasis"), sep="\t")
     assert len(table) == N_STUDIES and (table["status"] == "ok").all()
@@ -430,10 +444,12 @@ def test_an_outage_mid_poll_is_a_clear_error_and_the_next_poll_completes_without
     from mcrad.pacs import poll as pacs_poll
     from mcrad.pacs import scoring
 
-    cfg, studies, tmp = pacs_study
-    cfg = with_pacs(cfg, orthanc, endpoints=["nodal_metastasis"])
+    cfg, studies, pids, tmp = pacs_study
+    cfg = with_pacs(cfg, orthanc, endpoints=["nodal_metastasis"], write_back={"seg": True})
     for files in studies[N_STUDIES:]:
         orthanc.upload(files)
+    synthetic_case(tmp / "bare", n=9)  # ... and a CT study without a structure set: reported, never blocking
+    orthanc.upload(sorted((tmp / "bare" / "case9" / "ct").iterdir()))
     before = len(orthanc.srs())
     real = scoring.extract
 
@@ -449,31 +465,35 @@ def test_an_outage_mid_poll_is_a_clear_error_and_the_next_poll_completes_without
     orthanc.start()
     assert len(orthanc.srs()) == before  # no partial SR
     counts = pacs_poll.poll(cfg, environ=AUTH)
-    assert counts["ok"] == 2 and counts["failed"] == 0
+    assert counts["ok"] == 2 and counts["failed"] == 0 and counts["no_structure"] == 1
     srs = orthanc.srs()
     assert len(srs) == before + 2 == len({ds.StudyInstanceUID for ds in srs})
+    segs = orthanc.series("SEG")
+    assert len(segs) == 2 and {query.value(s, query.STUDY_UID) for s in segs} <= {ds.StudyInstanceUID for ds in srs}
     table = pd.read_csv(Paths.from_config(cfg).pacs_scores("nodal_metastasis"), sep="\t")
-    assert table["study"].is_unique and (table["status"] == "ok").all()
+    assert table["study"].is_unique and (table["status"] == "ok").sum() == N_STUDIES + 2
+    assert table.loc[table["status"] != "ok", "status"].tolist() == ["no_structure"]
     audit = Paths.from_config(cfg).pacs_audit.read_text()
     assert "interrupted: PACS error" in audit
 
 
 @pytest.mark.e2e
 def test_wrong_credentials_are_a_clear_error(orthanc, pacs_study):
-    cfg, _, tmp = pacs_study
+    cfg, _, _, tmp = pacs_study
     cfg = with_pacs(cfg, orthanc)
     proc = poll_cli(cfg, tmp, env={pacs_client.USER_VAR: USER, pacs_client.PASSWORD_VAR: "wrong"})
     assert proc.returncode == 2 and "refused the credentials (401)" in proc.stderr
     assert "wrong" not in proc.stderr
     unauthenticated = {k: v for k, v in os.environ.items() if k not in AUTH}
     proc = subprocess.run([sys.executable, "-m", "mcrad.cli", "pacs", "poll", "--config", str(tmp / "study.yaml")],
-                          capture_output=True, text=True, env={**unauthenticated, "NETRC": str(tmp / "none")})
+                          capture_output=True, text=True, env={**unauthenticated, "NETRC": str(tmp / "none")},
+                          cwd=REPO)
     assert proc.returncode == 2 and "refused the credentials (401)" in proc.stderr
 
 
 @pytest.mark.e2e
 def test_no_identifier_reaches_pacs_results_or_logs(orthanc, pacs_study):
-    cfg, studies, _ = pacs_study
+    cfg, studies, _, _ = pacs_study
     paths = Paths.from_config(load_config(cfg))
     files = [f for f in [*paths.pacs_dir.rglob("*"), paths.log("pacs_poll")] if f.is_file()]
     assert paths.pacs_scores("nodal_metastasis") in files and paths.pacs_audit in files
@@ -485,3 +505,27 @@ def test_no_identifier_reaches_pacs_results_or_logs(orthanc, pacs_study):
     for value in secrets:
         assert not any(value.encode() in b for b in blobs), f"{value} leaked into {paths.pacs_dir} or the log"
     assert not paths.pacs_workspace.exists() or not any(paths.pacs_workspace.iterdir())
+
+
+def test_every_loop_logs_an_outage_and_polls_again(monkeypatch):
+    from mcrad.pacs import poll as pacs_poll
+
+    calls = []
+
+    def fake_poll(cfg, since, dry_run):
+        calls.append(since)
+        if len(calls) == 1:
+            raise pacs_client.PacsError("PACS unreachable")
+        return {}
+
+    monkeypatch.setattr(pacs_poll, "poll", fake_poll)
+    monkeypatch.setattr(pacs_poll.time, "sleep", calls.append)
+    pacs_poll.loop({}, "10m", "20240101", polls=2)
+    assert calls == ["20240101", 600.0, "20240101"]
+
+
+def test_cli_refuses_a_since_that_is_not_a_date(tmp_path, capsys):
+    from mcrad.cli import main
+
+    assert main(["pacs", "poll", "--config", str(tmp_path / "x.yaml"), "--since", "2024-01-01"]) == 2
+    assert "YYYYMMDD" in capsys.readouterr().err

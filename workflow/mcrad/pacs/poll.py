@@ -13,7 +13,7 @@ import pandas as pd
 from mcrad.errors import McradError
 from mcrad.files import read_table, write_table
 from mcrad.pacs import client as pacs_client
-from mcrad.pacs import query, scoring, sr, state
+from mcrad.pacs import query, state
 from mcrad.paths import Paths
 
 log = logging.getLogger("mcrad.pacs")
@@ -87,9 +87,11 @@ def retrieve(client, uid: str, pacs: dict, pattern: str, folder: Path):
         raise pacs_client.describe(exc, "WADO-RS retrieve") from None
 
 
-def write_back(client, pacs: dict, work: Path, images: list, structure, results: dict, label: str, pattern: str,
+def write_back(client, pacs: dict, roi_file: Path, images: list, structure, results: dict, label: str, pattern: str,
                key: str) -> str:
     """STOW-RS the SR (and SEG); returns the SR instance UID. Nothing is stored unless everything was scored."""
+    from mcrad.pacs import sr
+
     numeric = {ep: [c for c in t.columns if c not in NOT_SCORES and pd.api.types.is_numeric_dtype(t[c])]
                for ep, t in results.items()}
     report_ds = sr.build_sr(images, structure, results, numeric, label, pattern, key)
@@ -97,9 +99,8 @@ def write_back(client, pacs: dict, work: Path, images: list, structure, results:
     if pacs["write_back"]["seg"]:
         import SimpleITK as sitk
 
-        mask_file = next(work.glob("cases/cases/*/*/ingest/mask.nii.gz"))
         ordered = sorted(images, key=lambda d: float(d.ImagePositionPatient[2]))
-        datasets.append(sr.build_seg(ordered, sitk.GetArrayFromImage(sitk.ReadImage(str(mask_file))), key))
+        datasets.append(sr.build_seg(ordered, sitk.GetArrayFromImage(sitk.ReadImage(str(roi_file))), key))
     if datasets:
         store(client, datasets, "results")
     return report_ds.SOPInstanceUID
@@ -123,7 +124,10 @@ def score_study(cfg: dict, paths: Paths, client, uid: str, bundles: dict, key: s
             report(paths, bundles, failure_rows(bundles, study, pid, centre, "retrieve", str(exc), "no_structure"),
                    study, f"no_structure: {exc}")
             return "no_structure"
-        raw, quarantined = scoring.extract(cfg, Paths(work / "cases"), pid, centre, image_dir, mask_file, pattern)
+        from mcrad.pacs import scoring
+
+        pipeline = Paths(work / "pipeline")
+        raw, quarantined = scoring.extract(cfg, pipeline, pid, centre, image_dir, mask_file, pattern)
         if raw.empty:
             q = quarantined.iloc[0]
             report(paths, bundles, failure_rows(bundles, study, pid, centre, q["failed_stage"], q["message"]), study,
@@ -135,7 +139,8 @@ def score_study(cfg: dict, paths: Paths, client, uid: str, bundles: dict, key: s
             log.warning("study %s: %s", study, label)
             return "pending"
         results = scoring.predict(bundles, features)
-        sr_instance = write_back(client, pacs, work, images, structure, results, label, pattern, key)
+        sr_instance = write_back(client, pacs, pipeline.case(centre, pid).ingest_mask, images, structure, results,
+                                 label, pattern, key)
         report(paths, bundles, score_rows(results, study, label, sr_instance), study, "ok")
         state.mark_done(conn, study, key, sr_instance, label)
         return "ok"
@@ -154,10 +159,10 @@ def score_study(cfg: dict, paths: Paths, client, uid: str, bundles: dict, key: s
 def poll(cfg: dict, since: str | None = None, dry_run: bool = False, environ: dict[str, str] | None = None
          ) -> dict[str, int]:
     """One poll: every new study the query selects, scored once per set of bundles. Returns outcome counts."""
+    from mcrad.pacs import scoring  # the heavy imports (pyradiomics, highdicom) after the archive answered
+
     pacs = pacs_options(cfg)
     paths = Paths.from_config(cfg)
-    bundles = scoring.select_bundles(cfg, paths)  # verified against their manifests before anything is pulled
-    key = state.bundles_key([sha for chosen in bundles.values() for _, sha in chosen])
     client = pacs_client.connect(pacs, environ)
     conn = state.open_state(paths.pacs_state)
     started = state.now()
@@ -166,6 +171,8 @@ def poll(cfg: dict, since: str | None = None, dry_run: bool = False, environ: di
         uids = query.find_studies(client, pacs["query"], window)
     except Exception as exc:
         raise pacs_client.describe(exc, "QIDO-RS search") from None
+    bundles = scoring.select_bundles(cfg, paths)  # verified against their manifests before any study is pulled
+    key = state.bundles_key([sha for chosen in bundles.values() for _, sha in chosen])
     counts = {"found": len(uids), "skipped": 0, "ok": 0, "failed": 0, "no_structure": 0, "pending": 0, "new": 0}
     for uid in uids:
         if state.is_done(conn, state.uid_hash(uid, cfg["study"]["name"]), key):

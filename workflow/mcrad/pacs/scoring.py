@@ -4,6 +4,7 @@ fitted here except, once, a new archive's ComBat batch estimates from its first 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -133,7 +134,18 @@ def harmonised(cfg: dict, paths: Paths, raw: pd.DataFrame, centre: str) -> tuple
     if estimates is not None:
         model.batches_[centre] = estimates
     model.min_batch_size = 1  # the estimates are locked: one study at a time is mapped with them, none is fitted
-    return harmonise.apply(model, raw, keep), label
+    combat_log = logging.getLogger("mcrad")
+    combat_log.addFilter(_one_case)
+    try:
+        return harmonise.apply(model, raw, keep), label
+    finally:
+        combat_log.removeFilter(_one_case)
+
+
+def _one_case(record: logging.LogRecord) -> bool:
+    """Drop ComBat's "features constant within the centre" warning: one study is always constant within itself,
+    and its locked estimates come from elsewhere."""
+    return "constant within it" not in record.getMessage()
 
 
 def predict(bundles: dict[str, list[tuple[Path, str]]], features: pd.DataFrame) -> dict[str, pd.DataFrame]:

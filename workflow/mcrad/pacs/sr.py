@@ -87,13 +87,14 @@ def sr_uid(study_uid: str, bundles_key: str) -> str:
 
 
 def build_seg(images: list[pydicom.Dataset], mask: np.ndarray, bundles_key: str):
-    """A binary DICOM SEG of the scored ROI (z, y, x on the image series, slices ordered as `images`)."""
+    """A binary DICOM SEG of the scored ROI (z, y, x on the image series, slices ordered as `images`): the
+    provided (manual) structure as the features saw it, on the image grid."""
     import highdicom as hd
 
     description = hd.seg.SegmentDescription(
         segment_number=1, segment_label="mcrad ROI",
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC)
+        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
     study_uid = images[0].StudyInstanceUID
     return hd.seg.Segmentation(
         source_images=images, pixel_array=mask.astype(np.uint8), segmentation_type="BINARY",
