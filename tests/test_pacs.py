@@ -402,8 +402,10 @@ def test_orthanc_studies_are_scored_once_and_their_srs_match_mcrad_predict(ortha
     cfg = with_pacs(cfg, orthanc, endpoints=["nodal_metastasis"])
     for files in studies[:N_STUDIES]:
         orthanc.upload(files)
-    assert "would score" in poll_cli(cfg, tmp, "--dry-run").stderr
-    assert not orthanc.srs()
+    from mcrad.pacs.poll import poll
+
+    assert poll(cfg, dry_run=True, environ=AUTH)["new"] == N_STUDIES
+    assert not orthanc.srs() and not Paths.from_config(cfg).pacs_scores("nodal_metastasis").exists()
     proc = poll_cli(cfg, tmp)
     assert proc.returncode == 0, proc.stderr
     assert f"found={N_STUDIES} skipped=0 ok={N_STUDIES} failed=0" in proc.stdout, proc.stderr[-3000:]
@@ -432,8 +434,8 @@ def test_orthanc_studies_are_scored_once_and_their_srs_match_mcrad_predict(ortha
     assert len(table) == N_STUDIES and (table["status"] == "ok").all()
     assert np.allclose(np.sort(table["score"]), np.sort(expected["score"]), atol=1e-9, rtol=0)
     # a second poll adds nothing
-    again = poll_cli(cfg, tmp)
-    assert f"found={N_STUDIES} skipped={N_STUDIES} ok=0" in again.stdout, again.stderr
+    again = poll(cfg, environ=AUTH)
+    assert again["found"] == again["skipped"] == N_STUDIES and again["ok"] == 0
     assert len(orthanc.srs()) == N_STUDIES
     assert len(pd.read_csv(paths.pacs_scores("nodal_metastasis"), sep="\t")) == N_STUDIES
 
@@ -484,11 +486,10 @@ def test_wrong_credentials_are_a_clear_error(orthanc, pacs_study):
     proc = poll_cli(cfg, tmp, env={pacs_client.USER_VAR: USER, pacs_client.PASSWORD_VAR: "wrong"})
     assert proc.returncode == 2 and "refused the credentials (401)" in proc.stderr
     assert "wrong" not in proc.stderr
-    unauthenticated = {k: v for k, v in os.environ.items() if k not in AUTH}
-    proc = subprocess.run([sys.executable, "-m", "mcrad.cli", "pacs", "poll", "--config", str(tmp / "study.yaml")],
-                          capture_output=True, text=True, env={**unauthenticated, "NETRC": str(tmp / "none")},
-                          cwd=REPO)
-    assert proc.returncode == 2 and "refused the credentials (401)" in proc.stderr
+    from mcrad.pacs.poll import poll
+
+    with pytest.raises(pacs_client.PacsError, match=r"refused the credentials \(401\)"):
+        poll(cfg, environ={"NETRC": str(tmp / "none")})  # none at all
 
 
 @pytest.mark.e2e
