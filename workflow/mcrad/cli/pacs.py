@@ -23,12 +23,15 @@ def cmd_poll(a) -> None:
     import yaml
 
     from mcrad.config import load_config
-    from mcrad.pacs.poll import loop, poll
+    from mcrad.pacs.poll import loop, pacs_options, poll
     from mcrad.paths import Paths
 
     if a.since and not (len(a.since) == 8 and a.since.isdigit()):
         raise McradError(f"--since {a.since!r} is not a date. Fix: give YYYYMMDD.")
+    if not Path(a.config).is_file():
+        raise McradError(f"config {a.config} not found. Fix: give the study's config YAML.")
     cfg = load_config(yaml.safe_load(Path(a.config).read_text()))
+    pacs_options(cfg)  # a config without prospective.pacs stops here, before anything is written
     setup_logging(Paths.from_config(cfg).log("pacs_poll"))
     if a.every:
         loop(cfg, a.every, a.since, a.dry_run)
