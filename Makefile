@@ -19,12 +19,13 @@ demo: $(STAMP)
 	@echo "Report: $(CURDIR)/results/demo/report/index.html"
 
 # What the tests need from Debian: trusted R references (pROC, sva, survival), Chromium for the report test,
-# SLURM and munge for the one-node cluster test.
+# SLURM and munge for the one-node cluster test, Orthanc with its DICOMweb plugin for the PACS tests.
 # Installed when running as root (as CI does); otherwise those tests say what is missing and skip.
-SYSTEM_PACKAGES := r-base-core r-cran-proc r-bioc-sva r-cran-survival chromium slurm-wlm munge
+SYSTEM_PACKAGES := r-base-core r-cran-proc r-bioc-sva r-cran-survival chromium slurm-wlm munge orthanc orthanc-dicomweb
 system-deps:
 	@if ! { Rscript -e 'library(pROC); library(sva); library(survival)' && command -v chromium \
-	        && command -v slurmctld && command -v munged; } >/dev/null 2>&1; then \
+	        && command -v slurmctld && command -v munged \
+	        && test -x /usr/sbin/Orthanc && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
 	  else echo "note: missing system packages (apt-get install $(SYSTEM_PACKAGES)); those tests will skip"; fi; \

@@ -330,3 +330,34 @@ class Paths:
         return self.benchmarks_dir / (f"{rule}.tsv" if name is None else f"{rule}/{name}.tsv")
 
 
+
+    # PACS poll (stage 3 over DICOMweb, `mcrad pacs poll`): scores, state, audit log, a new archive's batch
+    @property
+    def pacs_dir(self) -> Path:
+        return self.root / "prospective" / "pacs"
+
+    def pacs_scores(self, endpoint: str) -> Path:
+        return self.pacs_dir / endpoint / "scores.tsv"
+
+    @property
+    def pacs_state(self) -> Path:
+        """SQLite: which study (UID hash) was scored by which bundles, and the SR that carries it."""
+        return self.pacs_dir / "state.sqlite"
+
+    @property
+    def pacs_audit(self) -> Path:
+        """One line per study and poll: time, study UID hash, models, outcome."""
+        return self.pacs_dir / "audit.log"
+
+    @property
+    def pacs_workspace(self) -> Path:
+        """Retrieved DICOM and per-case files of the study being scored; emptied after each study."""
+        return self.pacs_dir / "work"
+
+    def pacs_batch_features(self, centre: str) -> Path:
+        """A new archive's raw features, collected until its first batch is complete."""
+        return self.pacs_dir / "batch" / f"{centre}.tsv"
+
+    def pacs_batch_estimates(self, centre: str) -> Path:
+        """A new archive's ComBat batch estimates, locked from its first batch."""
+        return self.pacs_dir / "batch" / f"{centre}.json"

@@ -17,6 +17,7 @@ from mcrad.cli import (
     harmonise,
     ingest,
     model,
+    pacs,
     preprocess,
     prospective,
     report,
@@ -28,7 +29,7 @@ from mcrad.cli import (
 from mcrad.errors import McradError
 
 STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
-          prospective, report, samplesize)
+          prospective, report, samplesize, pacs)
 
 
 def parser() -> argparse.ArgumentParser:
