@@ -41,13 +41,12 @@ include: "workflow/rules/validate.smk"
 include: "workflow/rules/prospective.smk"
 include: "workflow/rules/deep.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/kit.smk"
 
 
 rule all:
     input:
-        PATHS.report,
-        FILES.deep_outputs,
-        FILES.autoseg_outputs,
+        FILES.targets,
 
 
 onsuccess:

@@ -56,9 +56,15 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def labelled(cfg: dict) -> bool:
+    """Whether the sheet must hold outcomes: always, except a site run from a kit that scores its centre without
+    labels (no training and no external centre, only a prospective one: stage 3)."""
+    return bool(cfg["design"]["train"] or cfg["design"]["external"])
+
+
 def required_columns(cfg: dict) -> list[str]:
-    return ["patient_id", "centre", *PATH_COLUMNS, *(c["name"] for c in cfg["cohort"]["clinical"]),
-            *(col for ep in endpoints(cfg) for col in ep.outcome_columns)]
+    outcomes = [col for ep in endpoints(cfg) for col in ep.outcome_columns] if labelled(cfg) else []
+    return ["patient_id", "centre", *PATH_COLUMNS, *(c["name"] for c in cfg["cohort"]["clinical"]), *outcomes]
 
 
 def _at(df: pd.DataFrame, i: int, col: str, msg: str) -> str:
@@ -121,7 +127,7 @@ def _value_problems(df: pd.DataFrame, cfg: dict) -> list[str]:
                          for i in df.index[numbers.isna() & (values != "")]]
         else:
             problems += _level_problems(df, cfg, spec)
-    for ep in endpoints(cfg):
+    for ep in endpoints(cfg) if labelled(cfg) else []:
         problems += [_at(df, i, column, problem) for i, column, problem in ep.sheet_problems(df)]
     return problems
 
@@ -209,7 +215,7 @@ def with_missing(df: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 def centre_table(df: pd.DataFrame, cfg: dict, centre: str) -> pd.DataFrame:
     """Clinical and endpoint columns of one centre (no image paths): what model and validate rules read."""
     cols = ["patient_id", "centre", *(c["name"] for c in cfg["cohort"]["clinical"]),
-            *(ep["column"] for ep in cfg["endpoints"])]
+            *(ep["column"] for ep in cfg["endpoints"] if labelled(cfg) or ep["column"] in df.columns)]
     paths = {*PATH_COLUMNS, *(f"{k}_{s}" for k in ("image", "mask") for s in sequences(cfg))}
     extra = [c for c in df.columns if c not in cols and c not in paths]
     return with_missing(df, cfg).loc[df["centre"] == centre, cols + extra].reset_index(drop=True)

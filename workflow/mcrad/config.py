@@ -44,6 +44,13 @@ def load_config(raw: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)
                           + "\nSee workflow/schemas/config.schema.yaml for every option.")
     design = cfg["design"]
+    kit = cfg["kit"]
+    if not design["train"] and not kit["locked"]:
+        raise ConfigError("design.train is empty: name the centre(s) that train the models. Only a site run from a "
+                          "kit (kit.locked: true, written by `mcrad kit run`) has no training centre.")
+    if kit["locked"] and (design["train"] or not kit["dir"]):
+        raise ConfigError("kit.locked: a site run takes its models from the kit: leave design.train empty and set "
+                          "kit.dir to the unpacked kit (`mcrad kit run` does both).")
     both = set(design["train"]) & set(design["external"])
     if both:
         raise ConfigError(f"design: centre(s) {sorted(both)} are listed as both train and external; "

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcrad.paths import Paths
+from mcrad.paths import KitPaths, Paths
 from mcrad.plan import StudyPlan
 
 # report figures shown under "Models" in Snakemake's report; the others under "Validation"
@@ -42,6 +42,31 @@ class StudyFiles:
         return str(self.paths.root)
 
     @property
+    def locked(self) -> bool:
+        """A site run from a kit (kit.locked): no training rule; bundles and references come from the kit."""
+        return self.cfg["kit"]["locked"]
+
+    @property
+    def artefacts(self) -> Paths | KitPaths:
+        """Where the locked artefacts (bundles, harmoniser, Nyul landmarks) are read: the study or the kit."""
+        return KitPaths(Path(self.cfg["kit"]["dir"])) if self.locked else self.paths
+
+    @property
+    def targets(self) -> list[Path]:
+        """What `snakemake` makes by default: the report (and deep outputs), or a site run's summaries."""
+        if self.locked:
+            return [self.paths.site_report]
+        return [self.paths.report, *self.deep_outputs, *self.autoseg_outputs]
+
+    @property
+    def site_files(self) -> list[Path]:
+        """After `mcrad kit collect`: the site-run centres' merged tables the report shows (none before)."""
+        if not self.paths.sites_summary.is_file():
+            return []
+        return [self.paths.sites_summary] + [f(ep) for ep in self.endpoints
+                                             for f in (self.paths.sites_metrics, self.paths.sites_paired)]
+
+    @property
     def endpoints(self) -> list[str]:
         return [ep.name for ep in self.plan.endpoints]
 
@@ -51,10 +76,13 @@ class StudyFiles:
                 for s in self.plan.shards_of(c)]
 
     def bundle_manifests(self, endpoint: str) -> list[Path]:
-        return [self.paths.bundle_manifest(endpoint, m) for m in self.plan.models_of(endpoint)]
+        return [self.artefacts.bundle_manifest(endpoint, m) for m in self.plan.models_of(endpoint)]
 
     def internal_of(self, endpoint: str) -> list[Path]:
-        """Out-of-fold training predictions of every model of the endpoint."""
+        """Out-of-fold training predictions of every model of the endpoint (none in a site run: they are training
+        patients' data and stay at the centre that trained)."""
+        if self.locked:
+            return []
         return [self.paths.internal_predictions(endpoint)] + (
             [self.paths.internal_predictions_fusion(endpoint)] if self.plan.fused(endpoint) else [])
 

@@ -361,3 +361,138 @@ class Paths:
     def pacs_batch_estimates(self, centre: str) -> Path:
         """A new archive's ComBat batch estimates, locked from its first batch."""
         return self.pacs_dir / "batch" / f"{centre}.json"
+
+    # site kit (`mcrad kit collect`): verified returns of site-run centres and the validation tables they join
+    @property
+    def sites_dir(self) -> Path:
+        return self.root / "sites"
+
+    def site_return(self, centre: str) -> Path:
+        """The verified members of one centre's return, as the site packed them."""
+        return self.sites_dir / "returns" / centre
+
+    @property
+    def sites_summary(self) -> Path:
+        """One row per centre: run centrally or at its site, what the site shared, kit and return hashes."""
+        return self.sites_dir / "sites.tsv"
+
+    def sites_metrics(self, endpoint: str) -> Path:
+        return self.sites_dir / "validation" / endpoint / "metrics.tsv"
+
+    def sites_predictions(self, endpoint: str) -> Path:
+        return self.sites_dir / "validation" / endpoint / "predictions.tsv"
+
+    def sites_paired(self, endpoint: str) -> Path:
+        return self.sites_dir / "validation" / endpoint / "paired_delong.tsv"
+
+    # a site run from a kit: what it hands to `mcrad kit run` for the return
+    @property
+    def site_dir(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def site_feature_summary(self) -> Path:
+        """Per feature mean, SD and quantiles before and after harmonisation (no per-patient value)."""
+        return self.site_dir / "feature_summary.tsv"
+
+    @property
+    def site_qc_summary(self) -> Path:
+        """Counts per stage and status (no path, no identifier)."""
+        return self.site_dir / "qc_summary.tsv"
+
+    @property
+    def site_report(self) -> Path:
+        return self.site_dir / "report.html"
+
+
+@dataclass(frozen=True)
+class KitPaths:
+    """The members of a site kit (unpacked at `root`). Bundles, harmoniser and Nyul landmarks sit where Paths puts
+    them in a study, so a site run's rules read them from here with the same calls."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        """sha256 of every other member."""
+        return self.root / "manifest.json"
+
+    @property
+    def record(self) -> Path:
+        """Study name, training centres, endpoints, models and bundle hashes."""
+        return self.root / "kit.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock.json"
+
+    @property
+    def config_template(self) -> Path:
+        return self.root / "config" / "site.yaml"
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
+
+    def params(self, name: str) -> Path:
+        """A pyradiomics parameter file, by its file name."""
+        return self.root / "params" / name
+
+    def models_dir(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint
+
+    def bundle(self, endpoint: str, model: str) -> Path:
+        return self.models_dir(endpoint) / model
+
+    def bundle_files(self, endpoint: str, model: str) -> list[Path]:
+        return [self.bundle(endpoint, model) / f for f in BUNDLE_FILES]
+
+    def bundle_manifest(self, endpoint: str, model: str) -> Path:
+        return self.bundle(endpoint, model) / MANIFEST_FILE
+
+    @property
+    def harmoniser(self) -> Path:
+        return self.root / "harmonise" / "combat.json"
+
+    @property
+    def nyul_standard(self) -> Path:
+        return self.root / "preprocess" / "nyul.json"
+
+
+# the members of a site's return (`mcrad kit run`), relative to the return's root
+@dataclass(frozen=True)
+class ReturnPaths:
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def record(self) -> Path:
+        """Study, centre, kit and bundle hashes, stage, what is shared, counts."""
+        return self.root / "return.json"
+
+    def predictions(self, endpoint: str) -> Path:
+        return self.root / "predictions" / f"{endpoint}.tsv"
+
+    def metrics(self, endpoint: str) -> Path:
+        return self.root / "metrics" / f"{endpoint}.tsv"
+
+    def paired(self, endpoint: str) -> Path:
+        return self.root / "metrics" / f"{endpoint}_paired.tsv"
+
+    def calibration(self, endpoint: str) -> Path:
+        return self.root / "metrics" / f"{endpoint}_calibration.tsv"
+
+    @property
+    def qc_summary(self) -> Path:
+        return self.root / "qc_summary.tsv"
+
+    @property
+    def feature_summary(self) -> Path:
+        return self.root / "feature_summary.tsv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"

@@ -263,16 +263,17 @@ def uses_nyul(opts: dict) -> bool:
 
 
 def preprocess_shard(rows: pd.DataFrame, opts: dict, paths: Paths, strict: bool, sequences: list[str] = (),
-                     seed: int = 0) -> pd.DataFrame:
+                     seed: int = 0, standard_file: Path | None = None) -> pd.DataFrame:
     """`sequences`: cohort.sequences (reference first; [] = one image per case); `seed`: study.seed, for the
-    registration's metric sampling."""
-    standard = json.loads(paths.nyul_standard.read_text())["standard"] if uses_nyul(opts) else None
+    registration's metric sampling; `standard_file`: the Nyul landmarks (default the study's; a site kit's)."""
+    standard_file = Path(standard_file) if standard_file else paths.nyul_standard
+    standard = json.loads(standard_file.read_text())["standard"] if uses_nyul(opts) else None
     sequences = list(sequences)
 
     def inputs(r: pd.Series) -> list[Path]:
         case = paths.case(r["centre"], r["patient_id"])
         own = [case.ingest_sequence_mask(s) for s in sequences[1:]]
-        return [case.ingest_image, case.ingest_mask, *([paths.nyul_standard] if standard else []),
+        return [case.ingest_image, case.ingest_mask, *([standard_file] if standard else []),
                 *(case.ingest_sequence(s) for s in sequences[1:]), *(f for f in own if f.is_file())]
 
     key_opts = {**opts, "sequences": sequences, "seed": seed} if sequences else opts

@@ -27,7 +27,7 @@ rule harmonise_fit:
 
 rule harmonise_apply:
     input:
-        model=PATHS.harmoniser,
+        model=FILES.artefacts.harmoniser,  # a site run: the kit's training reference
         features=PATHS.raw_features("{centre}"),
         predictors=PATHS.predictors_table("{centre}"),
     output:

@@ -22,7 +22,7 @@ rule nyul_fit:
 rule preprocess:
     input:
         shard=PATHS.shard_table("ingest", "{shard}"),
-        standard=[PATHS.nyul_standard] if PLAN.nyul else [],
+        standard=[FILES.artefacts.nyul_standard] if PLAN.nyul else [],  # a site run: the kit's landmarks
     output:
         PATHS.shard_table("preprocess", "{shard}"),
     params:
@@ -32,6 +32,7 @@ rule preprocess:
         strict=STRICT,
         code=code_hash("preprocess"),
         opts=options(CFG, "preprocess"),
+        standard=lambda w, input: f"--standard {shlex.quote(str(input.standard))}" if input.standard else "",
     group:
         "cases"
     log:
@@ -42,7 +43,7 @@ rule preprocess:
         CONDA_ENV
     shell:
         "python -m mcrad.cli preprocess --shard {input.shard:q} --options {params.opts:q} --sequences={params.sequences:q}"
-        " --seed {params.seed} --root {params.root:q} {params.strict} --out {output:q} > {log:q} 2>&1"
+        " --seed {params.seed} --root {params.root:q} {params.strict} {params.standard} --out {output:q} > {log:q} 2>&1"
 
 
 rule qc_preprocess:

@@ -12,7 +12,7 @@ rule predict_prospective:
         PATHS.prospective_predictions("{endpoint}"),
     params:
         code=code_hash("prospective"),
-        bundles=lambda w: [PATHS.bundle(w.endpoint, m) for m in PLAN.models_of(w.endpoint)],
+        bundles=lambda w: [FILES.artefacts.bundle(w.endpoint, m) for m in PLAN.models_of(w.endpoint)],
     log:
         PATHS.log("predict_prospective/{endpoint}"),
     benchmark:

@@ -20,6 +20,7 @@ rule report:
         params=CFG["features"]["params"],
         sheet=PLAN.sheet,
         benchmarks=FILES.benchmark_files(),
+        sites=FILES.site_files,  # centres run from the site kit, once `mcrad kit collect` has merged them
     output:
         html=report(PATHS.report, caption="../report/study_report.rst", category="Report"),
         design=report(PATHS.figure("design"), caption="../report/design.rst", category="Study design"),

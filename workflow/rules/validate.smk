@@ -21,7 +21,7 @@ rule validate:
         root=FILES.root,
         code=code_hash("validate"),
         cfg=options(CFG, "endpoints", "validate"),
-        models_dir=lambda w: PATHS.models_dir(w.endpoint),
+        models_dir=lambda w: FILES.artefacts.models_dir(w.endpoint),
         names=lambda w: PLAN.models_of(w.endpoint),
     log:
         PATHS.log("validate/{endpoint}"),

@@ -16,6 +16,7 @@ from mcrad.cli import (
     features,
     harmonise,
     ingest,
+    kit,
     model,
     pacs,
     preprocess,
@@ -29,7 +30,7 @@ from mcrad.cli import (
 from mcrad.errors import McradError
 
 STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
-          prospective, report, samplesize, pacs)
+          prospective, report, samplesize, pacs, kit)
 
 
 def parser() -> argparse.ArgumentParser:

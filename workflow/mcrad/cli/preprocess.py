@@ -16,7 +16,8 @@ def cmd_preprocess(a) -> None:
     from mcrad.files import read_shard, write_table
     from mcrad.preprocess import preprocess_shard
 
-    write_table(preprocess_shard(read_shard(a.shard), a.options, a.root, a.strict, a.sequences, a.seed), Path(a.out))
+    write_table(preprocess_shard(read_shard(a.shard), a.options, a.root, a.strict, a.sequences, a.seed, a.standard),
+                Path(a.out))
 
 
 def register(sub) -> None:
@@ -33,5 +34,6 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, required=True, help="study.seed (registration sampling)")
     add_root(s)
     s.add_argument("--strict", action="store_true")
+    s.add_argument("--standard", default=None, help="Nyul landmarks (default: the study's preprocess/nyul.json)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_preprocess)

@@ -19,7 +19,8 @@ def register(sub) -> None:
     s.add_argument("--endpoint", required=True)
     s.add_argument("--models-dir", required=True)
     s.add_argument("--models", nargs="+", required=True, help="model names of the endpoint's registry")
-    s.add_argument("--internal", nargs="+", required=True, help="out-of-fold training predictions")
+    s.add_argument("--internal", nargs="*", default=[],
+                   help="out-of-fold training predictions (none in a site run from a kit)")
     s.add_argument("--features", nargs="*", default=[], help="one harmonised feature table per external centre")
     s.add_argument("--cohort", nargs="*", default=[], help="the same centres' cohort tables")
     s.add_argument("--deep", nargs="*", default=[], help="deep feature tables, one per --features table")

@@ -33,7 +33,8 @@ def validate_stage(cfg: dict, endpoint_name: str, models_dir: Path, models: list
                   for name in models for t, cohort in zip(tables, cohorts, strict=True)]
         return pd.concat(scored, ignore_index=True)[columns] if scored else pd.DataFrame(columns=columns)
 
-    predictions = pd.concat([read_tables(internal_files), score(feature_files)], ignore_index=True)
+    internal = [read_tables(internal_files)] if internal_files else []  # a site run has no training patients
+    predictions = pd.concat([*internal, score(feature_files)], ignore_index=True)
     reader = cfg["validate"].get("reader")
     if reader and ep.reader_comparable and cohorts:  # a radiologist's read, compared like a model
         reads = [reader_predictions(c, ep, reader).assign(stage="external")[columns] for c in cohorts]
