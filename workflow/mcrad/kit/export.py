@@ -105,6 +105,9 @@ def export_kit(raw_cfg: dict, out: Path) -> dict:
         params = {}
         for f in dict.fromkeys([cfg["features"]["params"], *cfg["features"]["sequence_params"].values()]):
             name = Path(f).name
+            if not Path(f).is_file():
+                raise McradError(f"pyradiomics parameter file {f} not found. Fix: run `mcrad kit export` from the "
+                                 "folder the study runs in (config paths are relative to it).")
             if kit.params(name).exists():
                 raise McradError(f"two pyradiomics parameter files are named {name}. Fix: rename one.")
             kit.params(name).parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,13 @@ def check_member(name: str, data: bytes) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return [f"{name}: binary content"]
+    if name == manifest.MANIFEST:  # member names and their sha256, nothing else
+        try:
+            files = json.loads(text)["files"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return [f"{name}: not a manifest"]
+        return [f"{name}: lists {m!r}, not a member a return may hold" for m, h in files.items()
+                if not ALLOWED.match(m) or m == manifest.MANIFEST or not re.fullmatch(r"[0-9a-f]{64}", str(h))]
     problems = []
     for pattern, what in ((IMAGE_FILE, "an image file name"), (PATH, "a file path"), (DICOM_TAG, "a DICOM tag"),
                           (DICOM_UID, "a DICOM UID"), (DICOM_NAMES, "an identifying DICOM attribute")):
