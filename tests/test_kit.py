@@ -25,7 +25,9 @@ SYNTH = {"centres": 3, "patients_per_centre": 16, "field_of_view_mm": 56}
 BASE = {"study": {"name": "kitstudy", "seed": 7}, "endpoints": [{"name": "nodal_metastasis",
                                                                  "column": "nodal_metastasis"}],
         "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]}, "model": {"outer_folds": 3, "inner_folds": 3},
-        "execution": {"shard_size": 8}}
+        # lean for CI: one shard per centre, no contour-robustness re-extraction, no QC pictures
+        "features": {"robustness": {"activate": False}}, "ingest": {"qc_png": False},
+        "execution": {"shard_size": 16}}
 EP = "nodal_metastasis"
 
 
@@ -176,6 +178,15 @@ def test_modified_kit_refused(kit_study, tmp_path):
     proc = mcrad("kit", "run", str(bad), "--sheet", "x.tsv", "--centre", "C2", "--out", "r.tar.gz", "--workdir",
                  str(tmp_path / "site2"), cwd=tmp_path, ok=False)
     assert proc.returncode == 2 and "modified after it was made, refused" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_site_named_as_training_centre_refused(kit_study, tmp_path):
+    """A site called C1 would be ComBat's reference batch (left unmapped): refused before anything runs."""
+    from mcrad.kit.run import run_kit
+
+    with pytest.raises(McradError, match="'C1' is the name of a training centre"):
+        run_kit(kit_study["kit"], tmp_path / "sheet.tsv", "C1", tmp_path / "r.tar.gz", tmp_path / "work")
 
 
 @pytest.mark.e2e

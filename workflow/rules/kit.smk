@@ -16,7 +16,7 @@ if FILES.locked:
             report=PATHS.site_report,
         params:
             code=code_hash("kit"),
-            title=CFG["study"]["name"],
+            title=f"{CFG['study']['name']}, site run of {', '.join(PLAN.centres)}",
         log:
             PATHS.log("site_summary"),
         conda:

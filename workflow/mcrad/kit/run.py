@@ -77,15 +77,19 @@ def run_snakemake(config_file: Path, workdir: Path, cores: int, profile: str | N
 def run_kit(archive: Path, sheet: Path, centre: str, out: Path, workdir: Path, cores: int = 1,
             aggregate_only: bool = False, profile: str | None = None) -> dict:
     """Run the kit on one centre's sheet and write the return to `out`; return the return's record."""
-    from mcrad.config import load_config
     from mcrad.kit.returns import pack_return
+    from mcrad.plan import prepare_study
 
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     kit = open_kit(Path(archive), workdir)
+    trained = json.loads(kit.record.read_text())["train"]
+    if centre in trained:  # ComBat would take the site for its reference batch and leave its features unmapped
+        raise McradError(f"centre {centre!r} is the name of a training centre of this study ({trained}). Fix: name "
+                         "your centre differently (--centre and the sheet's centre column).")
     lock.check(json.loads(kit.lock.read_text()))
     raw = site_config(kit, Path(sheet), centre, workdir)
-    cfg = load_config(raw)  # a bad template or sheet stops here, before any job
+    cfg, _ = prepare_study(raw)  # a bad sheet stops here with every problem listed, before any job
     config_file = workdir / "site_config.yaml"
     config_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     run_snakemake(config_file, workdir, cores, profile)
