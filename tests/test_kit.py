@@ -350,3 +350,29 @@ def test_site_without_labels_is_stage_3(tmp_path):
     assert not labelled(cfg) and "e" not in required_columns(cfg)
     sheet.write_text("patient_id\tcentre\timage\tmask\te\nA-1\tA\ti.nii.gz\tm.nii.gz\t1\n")
     assert has_labels(sheet, "A", cfg)
+
+
+def test_site_dag_reads_locked_artefacts_from_the_kit(tmp_path):
+    """kit.locked: bundles, harmoniser and landmarks from the kit, no training predictions, the site report as
+    target; otherwise the study's own paths."""
+    from mcrad.config import load_config
+    from mcrad.dag import StudyFiles
+    from mcrad.paths import KitPaths, Paths
+    from mcrad.plan import plan_study
+
+    sheet = tmp_path / "s.tsv"
+    (tmp_path / "i.nii.gz").write_bytes(b"x")
+    sheet.write_text("patient_id\tcentre\timage\tmask\tnodal_metastasis\nA-1\tA\ti.nii.gz\ti.nii.gz\t1\n")
+    raw = {"study": {"name": "s", "results": str(tmp_path / "r")}, "cohort": {"sheet": str(sheet), "clinical": []},
+           "design": {"train": [], "external": ["A"]}, "kit": {"locked": True, "dir": str(tmp_path / "kit")},
+           "endpoints": [{"name": "nodal_metastasis", "column": "nodal_metastasis"}]}
+    cfg = load_config(raw)
+    files = StudyFiles(cfg, plan_study(cfg), Paths.from_config(cfg))
+    kit = KitPaths(tmp_path / "kit")
+    assert files.artefacts == kit and files.internal_of("nodal_metastasis") == []
+    assert files.bundle_manifests("nodal_metastasis")[0] == kit.bundle_manifest("nodal_metastasis", "clinical")
+    assert files.targets == [files.paths.site_report]
+    central = {**raw, "design": {"train": ["A"], "external": []}, "kit": {}}
+    cfg = load_config(central)
+    files = StudyFiles(cfg, plan_study(cfg), Paths.from_config(cfg))
+    assert files.artefacts == files.paths and files.targets[0] == files.paths.report
