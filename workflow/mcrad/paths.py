@@ -193,12 +193,18 @@ class Paths:
 
     @property
     def harmonise_diagnostics(self) -> Path:
-        """Label-free: centre identifiability and Kruskal-Wallis counts before/after ComBat."""
+        """Label-free: centre identifiability (ComBat refitted in each fold), Kruskal-Wallis counts and the share of
+        variance explained by centre, before/after ComBat."""
         return self.root / "harmonise" / "diagnostics.json"
 
     @property
     def harmonise_kruskal(self) -> Path:
         return self.root / "harmonise" / "kruskal_wallis.tsv"
+
+    @property
+    def harmonise_centre_variance(self) -> Path:
+        """Label-free: per feature, the share of variance explained by centre before/after (in-fold) ComBat."""
+        return self.root / "harmonise" / "centre_variance.tsv"
 
     @property
     def harmonise_pca(self) -> Path:
