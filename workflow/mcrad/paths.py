@@ -240,6 +240,10 @@ class Paths:
     def shap_summary(self, endpoint: str) -> Path:
         return self.models_dir(endpoint) / "shap_summary.tsv"
 
+    def sample_size(self, endpoint: str) -> Path:
+        """Per locked model: Riley's minimum sample size vs the training centre(s)' cases (guardrails)."""
+        return self.models_dir(endpoint) / "sample_size.tsv"
+
     # validation (stage 2) and prospective scoring (stage 3)
     def validation_dir(self, endpoint: str) -> Path:
         return self.root / "validation" / endpoint
@@ -255,6 +259,14 @@ class Paths:
 
     def comparison(self, endpoint: str) -> Path:
         return self.validation_dir(endpoint) / "harmonisation_comparison.tsv"
+
+    def volume_confounding(self, endpoint: str) -> Path:
+        """Metrics of tumour volume alone, locked on the training centre, per centre and stage (guardrails)."""
+        return self.validation_dir(endpoint) / "volume_confounding.tsv"
+
+    def volume_correlation(self, endpoint: str) -> Path:
+        """Spearman rho with volume of each selected feature and score of the locked radiomics model (training)."""
+        return self.validation_dir(endpoint) / "volume_correlation.tsv"
 
     def curves_dir(self, endpoint: str) -> Path:
         return self.validation_dir(endpoint) / "curves"

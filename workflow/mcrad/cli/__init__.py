@@ -14,6 +14,7 @@ from mcrad.cli import (
     deep,
     discover,
     features,
+    guardrails,
     harmonise,
     ingest,
     model,
@@ -29,7 +30,7 @@ from mcrad.cli import (
 from mcrad.errors import McradError
 
 STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
-          prospective, report, samplesize, pacs)
+          prospective, report, samplesize, pacs, guardrails)
 
 
 def parser() -> argparse.ArgumentParser:
