@@ -6,6 +6,7 @@ available, events per candidate parameter, and a status a reader cannot miss."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ COLUMNS = ["model", "criterion", "parameters", "parameters_counted", "n_availabl
 # survival without an anticipated R-squared: Riley et al. 2020 (BMJ 368:m441) suggest, as a conservative choice,
 # the Cox-Snell R-squared that is 15% of its maximum (pmsampsize derives one from a C-statistic for binary only)
 SURVIVAL_DEFAULT_SHARE = 0.15
+
+
+@lru_cache(maxsize=64)
+def _r2_from_c(cstatistic: float, prevalence: float) -> float:
+    """pmsampsize's C-statistic conversion (a million draws): once per prevalence, every model shares it."""
+    return ss.cstatistic_to_r2cs(cstatistic, prevalence)
 
 
 def candidate_parameters(meta: dict[str, Any], clinical_terms: int) -> tuple[int, str]:
@@ -56,7 +63,7 @@ def binary_requirement(y: np.ndarray, parameters: int, opts: dict[str, Any]) -> 
     if opts.get("rsquared") is not None:
         r2, source = float(opts["rsquared"]), "guardrails.sample_size.rsquared"
     else:
-        r2 = ss.cstatistic_to_r2cs(opts["cstatistic"], q)
+        r2 = _r2_from_c(opts["cstatistic"], q)
         source = f"C-statistic {opts['cstatistic']} at prevalence {q:.3f} (as pmsampsize)"
     res = ss.binary(parameters, q, r2, opts["shrinkage"])
     return {"criterion": "binary (Riley 2020: shrinkage, optimism, overall risk)",

@@ -79,6 +79,9 @@ def _discrimination(metrics: pd.DataFrame) -> tuple[str, str, str]:
     return ("auc", "auc_lo", "auc_hi") if "auc" in metrics.columns else ("c_index", "c_lo", "c_hi")
 
 
+METRIC_NAMES = {"auc": "AUC", "c_index": "C-index"}
+
+
 def _with_ci(df: pd.DataFrame, est: str, lo: str, hi: str) -> pd.Series:
     return df.apply(lambda r: "" if pd.isna(r[est]) else f"{r[est]:.3f} [{r[lo]:.3f}, {r[hi]:.3f}]", axis=1)
 
@@ -100,6 +103,7 @@ def volume_part(rep: Report, cfg: dict, inputs: ReportInputs) -> list[Finding]:
     for ep in eps:
         vol = inputs.table(paths.volume_confounding(ep))
         est, lo, hi = _discrimination(vol)
+        label = METRIC_NAMES[est]
         side = pd.DataFrame({"centre": vol["centre"], "stage": vol["stage"], "n": vol["n"],
                              "volume alone": _with_ci(vol, est, lo, hi)})
         if inputs.has(paths.metrics(ep)):
@@ -110,13 +114,21 @@ def volume_part(rep: Report, cfg: dict, inputs: ReportInputs) -> list[Finding]:
                     shown = _with_ci(m.reset_index(), est, lo, hi).set_axis(m.index)
                     side[model] = [shown.get((c, s), "") for c, s in zip(side["centre"], side["stage"], strict=True)]
         feature = vol["volume_feature"].iloc[0] if "volume_feature" in vol.columns and len(vol) else "volume"
-        body += (f"<h3>{html.escape(ep)}</h3><p>{html.escape(est.replace('_', '-'))} of volume alone "
+        body += (f"<h3>{html.escape(ep)}</h3><p>{label} of volume alone "
                  f"(<code>{html.escape(str(feature))}</code>) and of the locked models:</p>" + table(side))
-        pooled = vol[vol["centre"] == "pooled"]
-        row = pooled.iloc[0] if len(pooled) else vol.iloc[0]
-        text = (f"{ep}: volume alone {est.replace('_', '-')} {row[est]:.3f} [{row[lo]:.3f}, {row[hi]:.3f}] "
+        external = vol[vol["stage"] == "external"]
+        at = (external[external["centre"] == "pooled"] if (external["centre"] == "pooled").any() else
+              external if len(external) else vol).index[0]  # pooled external, else the first external, else internal
+        row = vol.loc[at]
+        text = (f"{ep}: volume alone {label} {row[est]:.3f} [{row[lo]:.3f}, {row[hi]:.3f}] "
                 f"({row['centre']}, {row['stage']})")
         warn = False
+        radiomics = metrics_at(inputs, ep, "radiomics", row["centre"], row["stage"], est)
+        if radiomics is not None:
+            text += f", radiomics model {radiomics:.3f}"
+            if row[est] >= radiomics:  # the signature does no better than the tumour's size
+                text += ": volume alone does at least as well"
+                warn = True
         if inputs.has(paths.volume_correlation(ep)):
             corr = inputs.table(paths.volume_correlation(ep))
             flagged = corr[corr["volume_surrogate"].astype(str).str.lower() == "true"]
@@ -132,6 +144,15 @@ def volume_part(rep: Report, cfg: dict, inputs: ReportInputs) -> list[Finding]:
     return findings
 
 
+def metrics_at(inputs: ReportInputs, ep: str, model: str, centre: str, stage: str, column: str) -> float | None:
+    """A model's discrimination at one centre and stage of metrics.tsv (None when absent)."""
+    if not inputs.has(inputs.paths.metrics(ep)):
+        return None
+    m = inputs.table(inputs.paths.metrics(ep))
+    hit = m[(m["model"] == model) & (m["centre"] == centre) & (m["stage"] == stage)]
+    return float(hit[column].iloc[0]) if len(hit) and column in hit.columns else None
+
+
 def harmonisation_part(rep: Report, cfg: dict, inputs: ReportInputs) -> list[Finding]:
     """The harmonisation diagnostics (shown in full in the Harmonisation section): the in-fold identifiability."""
     paths = inputs.paths
@@ -142,6 +163,9 @@ def harmonisation_part(rep: Report, cfg: dict, inputs: ReportInputs) -> list[Fin
         after = d["centre_auc_after_in_fold"]
         text = (f"centre identifiability {d['centre_auc_before']:.3f} before ComBat, {after:.3f} after (ComBat "
                 "refitted in each fold, judged on held-out cases; 0.5 = centres not separable)")
+        if after > 0.6:
+            text += ("; the centres stay partly separable: a scanner effect ComBat leaves (its empirical-Bayes "
+                     "shrinkage, non-linear effects) or a real case-mix difference (Table 1)")
         return [Finding("harmonisation", html.escape(text), "harmonisation", abs(after - 0.5) > 0.1)]
     if "centre_auc_before" in d:
         text = f"harmonisation off; centre identifiability {d['centre_auc_before']:.3f}"
