@@ -232,3 +232,20 @@ def test_report_section_shows_the_tables_warns_and_links_the_checklist(tmp_path)
     empty = Report(None)
     guardrails_section(empty, cfg, ReportInputs(tmp_path, []))
     assert empty.sections == []
+
+
+def test_the_report_rule_reads_the_guardrails_the_config_turns_on(demo_config, tmp_path):
+    from mcrad.config import load_config
+    from mcrad.dag import StudyFiles
+    from mcrad.plan import plan_study
+
+    def outputs(guardrails):
+        cfg = load_config({**demo_config, "study": {**demo_config["study"], "results": str(tmp_path)},
+                           "guardrails": guardrails})
+        return StudyFiles(cfg, plan_study(cfg), Paths.from_config(cfg)).guardrail_outputs
+
+    paths = Paths(tmp_path / demo_config["study"]["name"])
+    eps = [ep["name"] for ep in demo_config["endpoints"]]
+    assert outputs({}) == ([paths.sample_size(ep) for ep in eps]
+                           + [f(ep) for ep in eps for f in (paths.volume_confounding, paths.volume_correlation)])
+    assert outputs({"sample_size": {"activate": False}, "volume_check": {"activate": False}}) == []

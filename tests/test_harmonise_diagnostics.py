@@ -96,3 +96,12 @@ def test_outcome_check_reads_training_labels_only():
     assert out["train_outcome_auc_ep_before"] == out["train_outcome_auc_ep_after"] > 0.7
     with pytest.raises(McradError, match=r"centre\(s\) \['E1', 'E2'\], not training centres"):
         outcome_check(raw, raw, {"ep": y}, 0, ["T"])
+
+
+def test_a_fold_combat_cannot_fit_is_reported_not_hidden():
+    raw, _ = shifted(0, sizes=(("T", 20), ("E1", 20), ("E2", 6)))
+    summary, _, variance, _ = diagnostics(raw, pipeline_harmonised(raw), 0, lambda: ComBat("T", min_batch_size=6),
+                                          None, ["T"])
+    assert "fewer than 6" in summary["in_fold_not_computed"]
+    assert summary["centre_auc_before"] > 0.9 and "centre_auc_after_in_fold" not in summary
+    assert "centre_auc_after_all_cases" in summary and list(variance.columns) == ["feature", "omega2_before"]

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mcrad.errors import McradError
+
 
 # ---- diagnostics: does harmonisation remove the centre and keep the signal? --------------------------------
 def _feature_matrix(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -214,15 +216,19 @@ def diagnostics(raw: pd.DataFrame, harmonised: pd.DataFrame, seed: int, make: Ha
     if len(centres) > 1:
         X = raw.set_index("patient_id")[columns].astype(float)
         centre = raw.set_index("patient_id")["centre"]
-        if make is None:
-            summary["centre_auc_before"] = centre_identifiability(X.to_numpy(), centre.to_numpy(), seed)
-            variance["omega2_before"] = omega_squared(X, centre).to_numpy()
-        else:
-            folds, variance = in_fold_diagnostics(make, X, centre, covariates, list(train_centres), seed)
-            summary.update(folds)
+        if make is not None:
+            try:
+                folds, variance = in_fold_diagnostics(make, X, centre, covariates, list(train_centres), seed)
+                summary.update(folds)
+            except McradError as exc:  # e.g. a fold too small for ComBat, a covariate level absent from a fold
+                summary["in_fold_not_computed"] = f"ComBat could not be refitted in every fold: {exc}"
             summary["centre_auc_after_all_cases"] = centre_identifiability(
                 harmonised[columns].to_numpy(float), harmonised["centre"].to_numpy(), seed)
-        for name, table in (("before", raw), ("after_all_cases", harmonised)):
+        if "centre_auc_before" not in summary:  # harmonisation off, or not refitted in every fold
+            summary["centre_auc_before"] = centre_identifiability(X.to_numpy(), centre.to_numpy(), seed)
+            variance["omega2_before"] = omega_squared(X, centre).to_numpy()
+        tables = [("before", raw)] + ([("after_all_cases", harmonised)] if make is not None else [])
+        for name, table in tables:
             kw[f"p_{name}"] = kruskal_pvalues(table, columns).to_numpy()
             summary[f"kruskal_p_below_0.05_{name}"] = int((kw[f"p_{name}"] < 0.05).sum())
     return summary, kw, variance, pd.concat(pca, ignore_index=True)
@@ -233,8 +239,6 @@ def outcome_check(raw_train: pd.DataFrame, harmonised_train: pd.DataFrame, label
     """The training centre(s)' outcome signal before/after ComBat: cross-validated AUC of a ridge logistic model
     of each endpoint's 0/1 outcome (labels indexed by patient_id), which harmonisation must keep. Any row or label
     from another centre is refused: this check reads training labels only."""
-    from mcrad.errors import McradError
-
     for what, centres in (("features", harmonised_train["centre"]), ("raw features", raw_train["centre"])):
         other = sorted(set(centres) - set(train_centres))
         if other:

@@ -214,7 +214,8 @@ def harmonisation_rows(d: dict, outcome: dict) -> list[tuple[str, object, object
 def all_cases_note(d: dict) -> str:
     if "centre_auc_after_all_cases" not in d:
         return ""
-    return ("<p class='note'>For comparison only: on the harmonised table itself, where each centre's ComBat "
+    missing = f"<p class='missing'>{html.escape(d['in_fold_not_computed'])}</p>" if "in_fold_not_computed" in d else ""
+    return missing + ("<p class='note'>For comparison only: on the harmonised table itself, where each centre's ComBat "
             "estimates came from every one of its cases, held-out ones included, the cross-validated "
             f"identifiability is {d['centre_auc_after_all_cases']:.3f} and "
             f"{d['kruskal_p_below_0.05_after_all_cases']} of {d['features']} features differ across centres "
