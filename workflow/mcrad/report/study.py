@@ -184,7 +184,10 @@ def harmonisation_section(rep: Report, cfg: dict, inputs: ReportInputs) -> None:
                  "and a centre classifier trained on the other cases scores them. Identifiability 0.5 means the "
                  "centres can no longer be told apart. The share of variance explained by centre is one-way ANOVA "
                  "omega-squared per feature (about 0 without a centre effect), averaged over the folds' held-out "
-                 "cases; per feature in <code>harmonise/centre_variance.tsv</code>.</p>" + table(diagnostics)
+                 "cases; per feature in <code>harmonise/centre_variance.tsv</code>. After ComBat it holds what "
+                 "ComBat leaves and the imprecision of its estimates from each centre's cases (larger for small "
+                 "centres), which shifts a centre's new cases at random rather than systematically.</p>"
+                 + table(diagnostics)
                  + all_cases_note(d)
                  + rep.figure(fig, "harmonisation_pca", "PCA of features before and after ComBat"))
     rep.add("harmonisation", "Harmonisation", body)
