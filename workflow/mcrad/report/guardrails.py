@@ -44,8 +44,8 @@ def sample_size_part(rep: Report, cfg: dict, inputs: ReportInputs) -> list[Findi
           f"an anticipated C-statistic of {opts['cstatistic']} converted to a Cox-Snell R-squared at the training "
           "prevalence as pmsampsize does (survival: 15% of the largest R-squared the event rate allows)")
     body = ("<p>Minimum sample size for developing each model (Riley et al., BMJ 2020;368:m441, the criteria of "
-            "pmsampsize): expected shrinkage of at least " f"{opts['shrinkage']}, optimism in Nagelkerke's R-squared "
-            "of at most 0.05, and the overall risk within 0.05 (binary), with " + r2 + ". Parameters are the candidate "
+            f"pmsampsize): expected shrinkage of at least {opts['shrinkage']}, optimism in Nagelkerke's R-squared "
+            f"of at most 0.05, and the overall risk within 0.05 (binary), with {r2}. Parameters are the candidate "
             "predictor parameters offered to each model before any selection (selection does not reduce them). "
             "Available: the training centre(s)' cases and events (EPP: events per candidate parameter). A model "
             "trained far below its minimum is expected to be over-fitted, and its internal and external "
