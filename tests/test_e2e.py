@@ -57,8 +57,8 @@ def test_multiclass_grade_has_every_row_with_intervals(study):
 
 def test_harmonisation_removes_the_centre_and_keeps_the_signal(study):
     d = json.loads((study / "harmonise/diagnostics.json").read_text())
-    assert d["centre_auc_before"] > 0.9 and d["centre_auc_after"] <= 0.65
-    assert d["kruskal_p_below_0.05_after"] < d["kruskal_p_below_0.05_before"] / 2
+    assert d["centre_auc_before"] > 0.9  # after ComBat (in-fold): tests/test_guardrails_e2e.py
+    assert d["kruskal_p_below_0.05_after_all_cases"] < d["kruskal_p_below_0.05_before"] / 2
     assert not any("outcome" in k for k in d), "the label-free diagnostics read no outcome"
     o = json.loads((study / "harmonise/outcome_check.json").read_text())
     before, after = o["train_outcome_auc_nodal_metastasis_before"], o["train_outcome_auc_nodal_metastasis_after"]

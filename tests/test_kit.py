@@ -90,8 +90,9 @@ def _numeric_equal(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> None:
 @pytest.mark.e2e
 def test_site_metrics_equal_all_in_one(kit_study, tmp_path):
     """Per centre (from each return and after collection) and pooled: the all-in-one study's numbers."""
+    from mcrad.kit.layout import ReturnPaths
     from mcrad.kit.returns import open_return
-    from mcrad.paths import Paths, ReturnPaths
+    from mcrad.paths import Paths
 
     reference = pd.read_csv(Paths(kit_study["all"]).metrics(EP), sep="\t")
     reference = reference[reference["stage"] == "external"]
@@ -357,7 +358,8 @@ def test_site_dag_reads_locked_artefacts_from_the_kit(tmp_path):
     target; otherwise the study's own paths."""
     from mcrad.config import load_config
     from mcrad.dag import StudyFiles
-    from mcrad.paths import KitPaths, Paths
+    from mcrad.kit.layout import KitPaths
+    from mcrad.paths import Paths
     from mcrad.plan import plan_study
 
     sheet = tmp_path / "s.tsv"

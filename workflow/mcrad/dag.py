@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcrad.paths import KitPaths, Paths
+from mcrad.kit.layout import KitPaths
+from mcrad.paths import Paths
 from mcrad.plan import StudyPlan
 
 # report figures shown under "Models" in Snakemake's report; the others under "Validation"
@@ -111,6 +112,15 @@ class StudyFiles:
         h = self.cfg["harmonise"]
         return h["activate"] and h["compare"] and bool(self.plan.external)
 
+    @property
+    def guardrail_outputs(self) -> list[Path]:
+        """The guardrails' tables the report reads: sample size per model, volume confounding (when active)."""
+        g, eps = self.cfg["guardrails"], self.endpoints
+        files = [self.paths.sample_size(ep) for ep in eps] if g["sample_size"]["activate"] else []
+        if g["volume_check"]["activate"]:
+            files += [f(ep) for ep in eps for f in (self.paths.volume_confounding, self.paths.volume_correlation)]
+        return files
+
     def benchmark_files(self) -> list[Path]:
         """The benchmark file of every job that has one (what the report's runtime table sums)."""
         plan, bench, eps = self.plan, self.paths.benchmark, self.endpoints
@@ -118,6 +128,7 @@ class StudyFiles:
         files += [bench(rule) for rule in ("harmonise_fit", "harmonise_diagnostics")]
         files += [bench("robustness")] if self.cfg["features"]["robustness"]["activate"] else []
         files += [bench(rule, ep) for rule in ("train", "explain", "validate") for ep in eps]
+        files += [bench("volume_check", ep) for ep in eps] if self.cfg["guardrails"]["volume_check"]["activate"] else []
         files += [bench("train_fusion", ep) for ep in eps if plan.fused(ep)]
         files += [bench("predict_prospective", ep) for ep in eps] if plan.prospective else []
         files += [bench("deep_train", ep) for ep in plan.deep_endpoints]

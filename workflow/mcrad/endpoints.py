@@ -109,8 +109,9 @@ class Endpoint:
         return True
 
     def train(self, df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], opts: dict,
-              seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Fit and lock every model of the registry: ({model: {model, threshold, info}}, internal predictions)."""
+              seed: int, models: tuple[str, ...] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Fit and lock every model of the registry, or only `models`: ({model: {model, threshold, info}},
+        internal predictions)."""
         raise NotImplementedError
 
     def training_record(self, df: pd.DataFrame, internal: pd.DataFrame) -> dict[str, Any]:
@@ -120,6 +121,13 @@ class Endpoint:
     def harmonisation_outcome(self, cohort: pd.DataFrame) -> pd.Series | None:
         """The 0/1 outcome whose signal the harmonisation check follows before/after ComBat (None: no check)."""
         return pd.to_numeric(cohort[self.column])
+
+    def sample_size(self, internal: pd.DataFrame, parameters: int, opts: dict) -> dict[str, Any]:
+        """Riley's minimum sample size for a model with `parameters` candidate parameters, at the training outcome
+        frequency of its internal predictions (guardrails.sample_size options): a row of sample_size.tsv."""
+        from mcrad.model.sample_size import binary_requirement
+
+        return binary_requirement(internal["label"].to_numpy(int), parameters, opts)
 
     # ---- scoring and stage 2 ----
     def score(self, model, df: pd.DataFrame) -> pd.DataFrame:
@@ -207,10 +215,11 @@ class Binary(Endpoint):
     figure_kinds = ("forest", "roc", "calibration", "decision", "nomogram")
     label_text = "0/1 labels"
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
+        from mcrad.model.registry import MODELS
         from mcrad.model.train import train_binary
 
-        return train_binary(df, radiomics_columns, clinical, self.column, opts, seed)
+        return train_binary(df, radiomics_columns, clinical, self.column, opts, seed, models or MODELS)
 
     def report_sections(self, rep, inputs) -> None:
         from mcrad.report.performance import binary_sections
@@ -253,10 +262,12 @@ class Multiclass(Endpoint):
     def index(self, labels: pd.Series, patients: pd.Series, source: str) -> np.ndarray:
         return class_index(labels, self.classes, patients, source)
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
+        from mcrad.model.registry import MODELS
         from mcrad.model.train import train_multiclass
 
-        return train_multiclass(df, radiomics_columns, clinical, self.column, self.classes, opts, seed)
+        return train_multiclass(df, radiomics_columns, clinical, self.column, self.classes, opts, seed,
+                                models or MODELS)
 
     def training_record(self, df, internal):
         counts = internal.drop_duplicates("patient_id")["label"].value_counts()
@@ -264,6 +275,11 @@ class Multiclass(Endpoint):
 
     def harmonisation_outcome(self, cohort):
         return None  # the 0/1 outcome-signal check has no single label here
+
+    def sample_size(self, internal, parameters, opts):
+        from mcrad.model.sample_size import multiclass_requirement
+
+        return multiclass_requirement(internal["label"], self.classes, parameters, opts)
 
     def score(self, model, df):
         return class_probabilities(self.classes, model.predict_proba(df))
@@ -337,13 +353,20 @@ class Survival(Endpoint):
         return problems + [(i, self.time, f"follow-up time {df.at[i, self.time]!r} is not a number >= 0")
                            for i in df.index[~(times >= 0)]]
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
+        from mcrad.model.registry import MODELS
         from mcrad.model.survival import train_survival
 
-        return train_survival(df, radiomics_columns, clinical, self.time, self.column, opts, seed)
+        return train_survival(df, radiomics_columns, clinical, self.time, self.column, opts, seed, models or MODELS)
 
     def score(self, model, df):
         return pd.DataFrame({"score": model.decision_function(df)})  # the Cox linear predictor (log hazard)
+
+    def sample_size(self, internal, parameters, opts):
+        from mcrad.model.sample_size import survival_requirement
+
+        return survival_requirement(internal["label"].to_numpy(int), internal["time"].to_numpy(float), parameters,
+                                    opts, self.times)
 
     @property
     def prediction_columns(self) -> list[str]:

@@ -193,12 +193,18 @@ class Paths:
 
     @property
     def harmonise_diagnostics(self) -> Path:
-        """Label-free: centre identifiability and Kruskal-Wallis counts before/after ComBat."""
+        """Label-free: centre identifiability (ComBat refitted in each fold), Kruskal-Wallis counts and the share of
+        variance explained by centre, before/after ComBat."""
         return self.root / "harmonise" / "diagnostics.json"
 
     @property
     def harmonise_kruskal(self) -> Path:
         return self.root / "harmonise" / "kruskal_wallis.tsv"
+
+    @property
+    def harmonise_centre_variance(self) -> Path:
+        """Label-free: per feature, the share of variance explained by centre before/after (in-fold) ComBat."""
+        return self.root / "harmonise" / "centre_variance.tsv"
 
     @property
     def harmonise_pca(self) -> Path:
@@ -234,6 +240,10 @@ class Paths:
     def shap_summary(self, endpoint: str) -> Path:
         return self.models_dir(endpoint) / "shap_summary.tsv"
 
+    def sample_size(self, endpoint: str) -> Path:
+        """Per locked model: Riley's minimum sample size vs the training centre(s)' cases (guardrails)."""
+        return self.models_dir(endpoint) / "sample_size.tsv"
+
     # validation (stage 2) and prospective scoring (stage 3)
     def validation_dir(self, endpoint: str) -> Path:
         return self.root / "validation" / endpoint
@@ -249,6 +259,14 @@ class Paths:
 
     def comparison(self, endpoint: str) -> Path:
         return self.validation_dir(endpoint) / "harmonisation_comparison.tsv"
+
+    def volume_confounding(self, endpoint: str) -> Path:
+        """Metrics of tumour volume alone, locked on the training centre, per centre and stage (guardrails)."""
+        return self.validation_dir(endpoint) / "volume_confounding.tsv"
+
+    def volume_correlation(self, endpoint: str) -> Path:
+        """Spearman rho with volume of each selected feature and score of the locked radiomics model (training)."""
+        return self.validation_dir(endpoint) / "volume_correlation.tsv"
 
     def curves_dir(self, endpoint: str) -> Path:
         return self.validation_dir(endpoint) / "curves"
@@ -403,96 +421,3 @@ class Paths:
     @property
     def site_report(self) -> Path:
         return self.site_dir / "report.html"
-
-
-@dataclass(frozen=True)
-class KitPaths:
-    """The members of a site kit (unpacked at `root`). Bundles, harmoniser and Nyul landmarks sit where Paths puts
-    them in a study, so a site run's rules read them from here with the same calls."""
-
-    root: Path
-
-    @property
-    def manifest(self) -> Path:
-        """sha256 of every other member."""
-        return self.root / "manifest.json"
-
-    @property
-    def record(self) -> Path:
-        """Study name, training centres, endpoints, models and bundle hashes."""
-        return self.root / "kit.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "lock.json"
-
-    @property
-    def config_template(self) -> Path:
-        return self.root / "config" / "site.yaml"
-
-    @property
-    def readme(self) -> Path:
-        return self.root / "README.md"
-
-    def params(self, name: str) -> Path:
-        """A pyradiomics parameter file, by its file name."""
-        return self.root / "params" / name
-
-    def models_dir(self, endpoint: str) -> Path:
-        return self.root / "models" / endpoint
-
-    def bundle(self, endpoint: str, model: str) -> Path:
-        return self.models_dir(endpoint) / model
-
-    def bundle_files(self, endpoint: str, model: str) -> list[Path]:
-        return [self.bundle(endpoint, model) / f for f in BUNDLE_FILES]
-
-    def bundle_manifest(self, endpoint: str, model: str) -> Path:
-        return self.bundle(endpoint, model) / MANIFEST_FILE
-
-    @property
-    def harmoniser(self) -> Path:
-        return self.root / "harmonise" / "combat.json"
-
-    @property
-    def nyul_standard(self) -> Path:
-        return self.root / "preprocess" / "nyul.json"
-
-
-# the members of a site's return (`mcrad kit run`), relative to the return's root
-@dataclass(frozen=True)
-class ReturnPaths:
-    root: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def record(self) -> Path:
-        """Study, centre, kit and bundle hashes, stage, what is shared, counts."""
-        return self.root / "return.json"
-
-    def predictions(self, endpoint: str) -> Path:
-        return self.root / "predictions" / f"{endpoint}.tsv"
-
-    def metrics(self, endpoint: str) -> Path:
-        return self.root / "metrics" / f"{endpoint}.tsv"
-
-    def paired(self, endpoint: str) -> Path:
-        return self.root / "metrics" / f"{endpoint}_paired.tsv"
-
-    def calibration(self, endpoint: str) -> Path:
-        return self.root / "metrics" / f"{endpoint}_calibration.tsv"
-
-    @property
-    def qc_summary(self) -> Path:
-        return self.root / "qc_summary.tsv"
-
-    @property
-    def feature_summary(self) -> Path:
-        return self.root / "feature_summary.tsv"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.html"

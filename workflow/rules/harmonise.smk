@@ -62,13 +62,15 @@ rule harmonise_diagnostics:
     input:
         raw=PATHS.raw_features(),
         harmonised=PATHS.harmonised_features,
+        predictors=[PATHS.predictors_table(c) for c in PLAN.train + PLAN.external],
     output:
         summary=PATHS.harmonise_diagnostics,
         kruskal=PATHS.harmonise_kruskal,
+        variance=PATHS.harmonise_centre_variance,
         pca=PATHS.harmonise_pca,
     params:
-        seed=SEED,
         code=code_hash("harmonise"),
+        cfg=options(CFG, "study", "cohort", "design", "harmonise"),
     log:
         PATHS.log("harmonise_diagnostics"),
     benchmark:
@@ -76,8 +78,9 @@ rule harmonise_diagnostics:
     conda:
         CONDA_ENV
     shell:
-        "python -m mcrad.cli harmonise-diagnostics --seed {params.seed} --raw {input.raw:q} --harmonised {input.harmonised:q}"
-        " --summary {output.summary:q} --kruskal {output.kruskal:q} --pca {output.pca:q} > {log:q} 2>&1"
+        "python -m mcrad.cli harmonise-diagnostics --config {params.cfg:q} --raw {input.raw:q}"
+        " --harmonised {input.harmonised:q} --predictors {input.predictors:q} --summary {output.summary:q}"
+        " --kruskal {output.kruskal:q} --variance {output.variance:q} --pca {output.pca:q} > {log:q} 2>&1"
 
 
 rule harmonise_outcome_check:
@@ -89,7 +92,7 @@ rule harmonise_outcome_check:
         PATHS.harmonise_outcome_check,
     params:
         code=code_hash("harmonise"),
-        cfg=options(CFG, "study", "endpoints"),
+        cfg=options(CFG, "study", "design", "endpoints"),
     log:
         PATHS.log("harmonise_outcome_check"),
     conda:

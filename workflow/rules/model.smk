@@ -75,3 +75,24 @@ rule explain:
         "python -m mcrad.cli explain --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --models-dir {params.models:q}"
         " --features {input.features:q} --cohort {input.cohort:q} --out {output.shap:q}"
         " --summary {output.summary:q} > {log:q} 2>&1"
+
+
+rule sample_size:
+    input:
+        bundles=lambda w: [f for m in PLAN.models_of(w.endpoint) for f in PATHS.bundle_files(w.endpoint, m)],
+        internal=lambda w: FILES.internal_of(w.endpoint),  # training centre(s) only
+    output:
+        PATHS.sample_size("{endpoint}"),
+    params:
+        code=code_hash("guardrails"),
+        cfg=options(CFG, "endpoints", "guardrails"),
+        models_dir=lambda w: PATHS.models_dir(w.endpoint),
+        names=lambda w: PLAN.models_of(w.endpoint),
+    log:
+        PATHS.log("sample_size/{endpoint}"),
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m mcrad.cli model-sample-size --config {params.cfg:q} --endpoint {wildcards.endpoint:q}"
+        " --models-dir {params.models_dir:q} --models {params.names:q} --internal {input.internal:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -34,3 +34,28 @@ rule validate:
         " --models-dir {params.models_dir:q} --models {params.names:q} --internal {input.internal:q}"
         " --features {input.features:q} --cohort {input.cohort:q} --deep {input.deep:q} --raw-features {input.raw:q}"
         " --root {params.root:q} > {log:q} 2>&1"
+
+
+rule volume_check:
+    input:
+        raw=[PATHS.raw_features(c) for c in PLAN.train + PLAN.external],
+        train=PATHS.harmonised_train,
+        cohort=[PATHS.cohort_table(c) for c in PLAN.train + PLAN.external],
+        radiomics=lambda w: PATHS.bundle_files(w.endpoint, "radiomics"),
+    output:
+        metrics=PATHS.volume_confounding("{endpoint}"),
+        correlation=PATHS.volume_correlation("{endpoint}"),
+    params:
+        code=code_hash("guardrails"),
+        cfg=options(CFG, "study", "cohort", "design", "endpoints", "model", "validate", "guardrails"),
+        bundle=lambda w: PATHS.bundle(w.endpoint, "radiomics"),
+    log:
+        PATHS.log("volume_check/{endpoint}"),
+    benchmark:
+        PATHS.benchmark("volume_check", "{endpoint}")
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m mcrad.cli volume-check --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --raw {input.raw:q}"
+        " --train-features {input.train:q} --cohort {input.cohort:q} --radiomics-bundle {params.bundle:q}"
+        " --metrics {output.metrics:q} --correlation {output.correlation:q} > {log:q} 2>&1"

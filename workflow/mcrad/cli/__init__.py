@@ -14,6 +14,7 @@ from mcrad.cli import (
     deep,
     discover,
     features,
+    guardrails,
     harmonise,
     ingest,
     kit,
@@ -30,7 +31,7 @@ from mcrad.cli import (
 from mcrad.errors import McradError
 
 STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
-          prospective, report, samplesize, pacs, kit)
+          prospective, report, samplesize, pacs, kit, guardrails)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -30,7 +30,8 @@ def cmd_harmonise_apply(a) -> None:
 def cmd_harmonise_diagnostics(a) -> None:
     from mcrad.harmonise import diagnostics_stage
 
-    diagnostics_stage(a.seed, Path(a.raw), Path(a.harmonised), Path(a.summary), Path(a.kruskal), Path(a.pca))
+    diagnostics_stage(a.config, Path(a.raw), Path(a.harmonised), a.predictors, Path(a.summary), Path(a.kruskal),
+                      Path(a.variance), Path(a.pca))
 
 
 def cmd_harmonise_outcome_check(a) -> None:
@@ -72,17 +73,22 @@ def register(sub) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_harmonise_apply)
 
-    s = sub.add_parser("harmonise-diagnostics", help="centre identifiability, Kruskal-Wallis, PCA before/after")
-    s.add_argument("--seed", type=int, required=True)
+    s = sub.add_parser("harmonise-diagnostics",
+                       help="centre identifiability (ComBat refitted in each fold), Kruskal-Wallis, PCA before/after")
+    s.add_argument("--config", required=True, type=json_arg,
+                   help="JSON: study, cohort, design and harmonise sections")
     s.add_argument("--raw", required=True)
     s.add_argument("--harmonised", required=True)
+    s.add_argument("--predictors", nargs="+", required=True,
+                   help="label-free predictors tables of the harmonised centres (ComBat covariates)")
     s.add_argument("--summary", required=True)
     s.add_argument("--kruskal", required=True)
+    s.add_argument("--variance", required=True, help="per-feature share of variance explained by centre")
     s.add_argument("--pca", required=True)
     s.set_defaults(func=cmd_harmonise_diagnostics)
 
     s = sub.add_parser("harmonise-outcome-check", help="training outcome signal before/after ComBat (labels)")
-    s.add_argument("--config", required=True, type=json_arg, help="JSON: study and endpoints sections")
+    s.add_argument("--config", required=True, type=json_arg, help="JSON: study, design and endpoints sections")
     s.add_argument("--raw", nargs="+", required=True, help="training centres' raw feature tables")
     s.add_argument("--harmonised", required=True, help="the training centres' harmonised features")
     s.add_argument("--cohort", nargs="+", required=True, help="training centres' cohort tables")

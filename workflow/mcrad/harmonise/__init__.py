@@ -117,30 +117,42 @@ def apply_stage(model_file: Path, features_file: Path, predictors_file: Path, ou
     write_table(apply(model, read_table(features_file), keep, read_table(predictors_file)), out_file)
 
 
-def diagnostics_stage(seed: int, raw_file: Path, harmonised_file: Path, summary_file: Path, kruskal_file: Path,
-                      pca_file: Path) -> None:
-    """`mcrad harmonise-diagnostics`: label-free diagnostics before/after ComBat."""
+def diagnostics_stage(cfg: dict, raw_file: Path, harmonised_file: Path, predictor_files: list[Path],
+                      summary_file: Path, kruskal_file: Path, variance_file: Path, pca_file: Path) -> None:
+    """`mcrad harmonise-diagnostics`: label-free diagnostics before/after ComBat, "after" with the harmoniser
+    refitted inside each fold (covariates from the centres' label-free predictors tables)."""
     from mcrad.files import write_json
     from mcrad.harmonise.diagnostics import diagnostics
 
-    summary, kw, pca = diagnostics(read_table(raw_file), read_table(harmonised_file), seed)
+    train, h, clinical = cfg["design"]["train"], cfg["harmonise"], cfg["cohort"]["clinical"]
+    harmonised = read_table(harmonised_file)
+    make = (lambda: from_options(h, train[0], clinical)) if h["activate"] else None
+    cov = _covariates(make(), harmonised, read_tables(predictor_files)) if make else None
+    summary, kw, variance, pca = diagnostics(read_table(raw_file), harmonised, cfg["study"]["seed"], make, cov,
+                                             train)
     write_json(summary, summary_file)
     write_table(kw, kruskal_file)
+    write_table(variance, variance_file)
     write_table(pca, pca_file)
 
 
 def outcome_check_stage(cfg: dict, raw_files: list[Path], harmonised_file: Path, cohort_files: list[Path],
                         out_file: Path) -> None:
     """`mcrad harmonise-outcome-check`: the training centre(s)' outcome signal before/after ComBat, for every
-    endpoint with a 0/1 outcome (training labels only)."""
+    endpoint with a 0/1 outcome (training labels only: a cohort table of another centre is refused)."""
     from mcrad.endpoints import endpoints
     from mcrad.files import write_json
     from mcrad.harmonise.diagnostics import outcome_check
 
+    train = cfg["design"]["train"]
     cohort = read_tables(cohort_files).set_index("patient_id")
+    other = sorted(set(cohort["centre"]) - set(train))
+    if other:
+        raise McradError(f"harmonisation outcome check: cohort tables of centre(s) {other} were given; it reads the "
+                         f"training centres' ({train}) labels only. Fix: pass cohort/<training centre>.tsv only.")
     labels = {ep.name: y for ep in endpoints(cfg) if (y := ep.harmonisation_outcome(cohort)) is not None}
     harmonised = read_table(harmonised_file)
-    write_json(outcome_check(read_tables(raw_files), harmonised, labels, cfg["study"]["seed"]), out_file)
+    write_json(outcome_check(read_tables(raw_files), harmonised, labels, cfg["study"]["seed"], train), out_file)
 
 
 def harmonise_table(features: Path, batch_col: str, covariates: list[str], categorical: set[str], id_col: str | None,

@@ -200,6 +200,18 @@ class ComBat(TransformerMixin, BaseEstimator):
         gamma, delta = self._adjustments(s_data, design, info)
         return {"gamma": gamma[0].tolist(), "delta": delta[0].tolist()}
 
+    def add_batch(self, name: str, X: pd.DataFrame, covariates: pd.DataFrame | None = None) -> ComBat:
+        """Fix an unseen centre's batch effect from these cases (its complete rows), so that transform maps
+        other cases of that centre with it instead of estimating from the cases it is given (the in-fold
+        diagnostics harmonise held-out cases with estimates from the fold's training cases only)."""
+        check_is_fitted(self, "batches_")
+        complete = X[self.features_].dropna()
+        if len(complete) < self.min_batch_size:
+            raise McradError(f"ComBat: centre {name} has {len(complete)} case(s) with every feature present, fewer "
+                             f"than {self.min_batch_size}, too few to estimate its batch effect.")
+        self.batches_[name] = self.estimate_batch(complete, covariates)
+        return self
+
     def transform(self, X: pd.DataFrame, batch: pd.Series, covariates: pd.DataFrame | None = None) -> pd.DataFrame:
         check_is_fitted(self, "batches_")
         missing = [f for f in self.features_ if f not in X.columns]

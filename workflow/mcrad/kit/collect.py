@@ -13,8 +13,9 @@ import pandas as pd
 
 from mcrad.errors import McradError
 from mcrad.files import read_table, write_table
+from mcrad.kit.layout import ReturnPaths
 from mcrad.kit.returns import open_return
-from mcrad.paths import Paths, ReturnPaths
+from mcrad.paths import Paths
 
 
 def study_bundles(plan, paths: Paths) -> tuple[dict[str, str], dict[str, dict[str, float | None]]]:

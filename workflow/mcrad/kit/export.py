@@ -18,7 +18,8 @@ from mcrad import __version__
 from mcrad.errors import McradError
 from mcrad.files import file_sha256, write_json
 from mcrad.kit import KIT_FORMAT, lock, manifest
-from mcrad.paths import BUNDLE_FILES, KitPaths, Paths
+from mcrad.kit.layout import KitPaths
+from mcrad.paths import BUNDLE_FILES, Paths
 
 # study settings a site run needs (design, kit and cohort.sheet are the site's; deep and PACS do not travel)
 TEMPLATE_SECTIONS = ("endpoints", "ingest", "preprocess", "segment", "features", "harmonise", "model", "validate",

@@ -17,7 +17,8 @@ from mcrad import __version__
 from mcrad.errors import McradError
 from mcrad.files import read_table, write_json, write_table
 from mcrad.kit import RETURN_FORMAT, manifest
-from mcrad.paths import KitPaths, Paths, ReturnPaths
+from mcrad.kit.layout import KitPaths, ReturnPaths
+from mcrad.paths import Paths
 
 ALLOWED = re.compile(r"^(manifest\.json|return\.json|report\.html|qc_summary\.tsv|feature_summary\.tsv|"
                      r"predictions/[A-Za-z0-9][A-Za-z0-9_-]*\.tsv|"

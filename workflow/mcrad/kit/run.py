@@ -15,7 +15,8 @@ import yaml
 
 from mcrad.errors import McradError
 from mcrad.kit import lock, manifest
-from mcrad.paths import KitPaths, Paths
+from mcrad.kit.layout import KitPaths
+from mcrad.paths import Paths
 
 log = logging.getLogger(__name__)
 SNAKEFILE = Path(__file__).resolve().parents[3] / "Snakefile"

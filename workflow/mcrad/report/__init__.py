@@ -4,7 +4,8 @@ and provenance. Figures are also written as PNG files for `snakemake --report`. 
 what the study ran. It reads only the files its rule declares (report.inputs).
 
 page (the HTML page), inputs (declared files), study (design, cohort, QC, robustness, harmonisation), models,
-performance (binary endpoints, prospective), survival, multiclass, provenance (methods, runtime, checklist).
+guardrails (sample size, volume confounding, harmonisation diagnostics), performance (binary endpoints,
+prospective), survival, multiclass, provenance (methods, runtime, checklist).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
                  figures_dir: Path | None = None) -> None:
     """The study report from the declared input files of the report rule."""
     from mcrad.model.bundle import software_versions
-    from mcrad.report import models, performance, provenance, sites, study
+    from mcrad.report import guardrails, models, performance, provenance, sites, study
     from mcrad.report.inputs import ReportInputs
     from mcrad.report.page import Report
 
@@ -33,6 +34,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
     models.models_section(rep, cfg, inputs)
     models.shap_section(rep, cfg, inputs)
     models.deep_section(rep, cfg, inputs)
+    guardrails.guardrails_section(rep, cfg, inputs)  # beside the models: sample size, volume, harmonisation
     for ep in eps:
         performance.prospective_section(rep, ep, inputs)
         ep.report_sections(rep, inputs)

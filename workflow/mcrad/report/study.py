@@ -166,17 +166,8 @@ def harmonisation_section(rep: Report, cfg: dict, inputs: ReportInputs) -> None:
     if inputs.has(paths.harmonise_diagnostics):
         d = inputs.json(paths.harmonise_diagnostics)
         outcome = inputs.json(paths.harmonise_outcome_check) if inputs.has(paths.harmonise_outcome_check) else {}
-        rows = []
-        if "centre_auc_before" in d:
-            rows.append(("centre identifiability (CV AUC of predicting the centre)", d["centre_auc_before"],
-                         d["centre_auc_after"]))
-            rows.append(("features differing across centres (Kruskal-Wallis p < 0.05)",
-                         d["kruskal_p_below_0.05_before"], d["kruskal_p_below_0.05_after"]))
-        for key in sorted(k for k in outcome if k.startswith("train_outcome_auc_") and k.endswith("_before")):
-            endpoint = key[len("train_outcome_auc_"):-len("_before")]
-            rows.append((f"training-centre outcome AUC ({endpoint}, CV ridge logistic)", outcome[key],
-                         outcome[key.replace("_before", "_after")]))
-        fmt = lambda v: str(v) if isinstance(v, int) else f"{v:.3f}"  # noqa: E731 - counts stay integers
+        rows = harmonisation_rows(d, outcome)
+        fmt = lambda v: "" if v is None else str(v) if isinstance(v, int) else f"{v:.3f}"  # noqa: E731
         diagnostics = pd.DataFrame([(n, fmt(b), fmt(a)) for n, b, a in rows],
                                    columns=["diagnostic", "before ComBat", "after ComBat"])
         pca = inputs.table(paths.harmonise_pca)
@@ -186,11 +177,54 @@ def harmonisation_section(rep: Report, cfg: dict, inputs: ReportInputs) -> None:
                 ax.scatter(gc["pc1"], gc["pc2"], s=10, label=centre)
             ax.set(title=f"PCA, {which} ComBat", xlabel="PC1", ylabel="PC2")
         axes[0].legend(fontsize=7)
-        body += ("<p>Does harmonisation remove the centre and keep the signal? Identifiability at or below 0.5 "
-                 "means the centres cannot be told apart (ComBat equalises each centre's mean on all its cases, "
-                 "so a cross-validated classifier is pushed slightly the wrong way).</p>" + table(diagnostics)
+        body += ("<p>Does harmonisation remove the centre and keep the signal? \"After\" is judged on held-out "
+                 f"cases: in each of {d.get('folds', '')} folds (stratified by centre) ComBat is refitted on the "
+                 "other cases exactly as the workflow fits it (training centre as reference, each other centre "
+                 "mapped from its own cases in the other folds), the held-out cases are harmonised by that model, "
+                 "and a centre classifier trained on the other cases scores them. Identifiability 0.5 means the "
+                 "centres can no longer be told apart. The share of variance explained by centre is one-way ANOVA "
+                 "omega-squared per feature (about 0 without a centre effect), averaged over the folds' held-out "
+                 "cases; per feature in <code>harmonise/centre_variance.tsv</code>. After ComBat it holds what "
+                 "ComBat leaves and the imprecision of its estimates from each centre's cases (larger for small "
+                 "centres), which shifts a centre's new cases at random rather than systematically.</p>"
+                 + table(diagnostics)
+                 + all_cases_note(d)
                  + rep.figure(fig, "harmonisation_pca", "PCA of features before and after ComBat"))
     rep.add("harmonisation", "Harmonisation", body)
+
+
+def harmonisation_rows(d: dict, outcome: dict) -> list[tuple[str, object, object]]:
+    """(diagnostic, before, after) rows of harmonise/diagnostics.json and outcome_check.json."""
+    after = "centre_auc_after_in_fold"
+    rows: list[tuple[str, object, object]] = []
+    if "centre_auc_before" in d:
+        rows.append(("centre identifiability (CV AUC of predicting the centre; 0.5 = not separable)",
+                     d["centre_auc_before"], d.get(after)))
+    if "centre_variance_share_median_before" in d:
+        rows.append(("share of variance explained by centre, median over features (omega-squared)",
+                     d["centre_variance_share_median_before"], d.get("centre_variance_share_median_after")))
+        rows.append(("share of variance explained by centre, 90th percentile over features",
+                     d["centre_variance_share_p90_before"], d.get("centre_variance_share_p90_after")))
+        rows.append(("share of features differing across centres (Kruskal-Wallis p < 0.05; chance 0.05)",
+                     d["kruskal_share_below_0.05_before"], d.get("kruskal_share_below_0.05_after")))
+    for key in sorted(k for k in outcome if k.startswith("train_outcome_auc_") and k.endswith("_before")):
+        endpoint = key[len("train_outcome_auc_"):-len("_before")]
+        rows.append((f"training-centre outcome AUC ({endpoint}, CV ridge logistic, training labels only)",
+                     outcome[key], outcome[key.replace("_before", "_after")]))
+    return rows
+
+
+def all_cases_note(d: dict) -> str:
+    if "centre_auc_after_all_cases" not in d:
+        return ""
+    missing = f"<p class='missing'>{html.escape(d['in_fold_not_computed'])}</p>" if "in_fold_not_computed" in d else ""
+    return missing + ("<p class='note'>For comparison only: on the harmonised table itself, where each centre's ComBat "
+            "estimates came from every one of its cases, held-out ones included, the cross-validated "
+            f"identifiability is {d['centre_auc_after_all_cases']:.3f} and "
+            f"{d['kruskal_p_below_0.05_after_all_cases']} of {d['features']} features differ across centres "
+            f"(Kruskal-Wallis p &lt; 0.05; before ComBat {d['kruskal_p_below_0.05_before']}). Below-chance "
+            "identifiability there is an artefact of judging ComBat on the cases it was fitted on (each centre's "
+            "mean is equalised by construction), not over-correction.</p>")
 
 
 def robustness_section(rep: Report, cfg: dict, inputs: ReportInputs) -> None:
