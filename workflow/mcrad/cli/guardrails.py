@@ -28,7 +28,7 @@ def register(sub) -> None:
     s.add_argument("--models-dir", required=True, help="models/<endpoint>/ with one locked bundle per model")
     s.add_argument("--models", nargs="+", required=True, help="the endpoint's model names")
     s.add_argument("--internal", nargs="+", required=True, help="out-of-fold internal predictions (training only)")
-    s.add_argument("--out", required=True, help="models/<endpoint>/sample_size.tsv")
+    s.add_argument("--out", required=True, help="the output table (models/<endpoint>/sample_size.tsv)")
     s.set_defaults(func=cmd_model_sample_size)
 
     s = sub.add_parser("volume-check", help="tumour volume alone, locked and validated; features vs volume")
@@ -39,6 +39,6 @@ def register(sub) -> None:
     s.add_argument("--train-features", required=True, help="the training centre(s)' harmonised features")
     s.add_argument("--cohort", nargs="+", required=True, help="cohort tables of the training and external centres")
     s.add_argument("--radiomics-bundle", required=True, help="the endpoint's locked radiomics bundle (folder)")
-    s.add_argument("--metrics", required=True, help="validation/<endpoint>/volume_confounding.tsv")
-    s.add_argument("--correlation", required=True, help="validation/<endpoint>/volume_correlation.tsv")
+    s.add_argument("--metrics", required=True, help="the output metrics (validation/<endpoint>/volume_confounding.tsv)")
+    s.add_argument("--correlation", required=True, help="the output correlations (validation/<endpoint>/volume_correlation.tsv)")
     s.set_defaults(func=cmd_volume_check)
