@@ -40,5 +40,5 @@ def register(sub) -> None:
     s.add_argument("--cohort", nargs="+", required=True, help="cohort tables of the training and external centres")
     s.add_argument("--radiomics-bundle", required=True, help="the endpoint's locked radiomics bundle (folder)")
     s.add_argument("--metrics", required=True, help="the output metrics (validation/<endpoint>/volume_confounding.tsv)")
-    s.add_argument("--correlation", required=True, help="the output correlations (validation/<endpoint>/volume_correlation.tsv)")
+    s.add_argument("--correlation", required=True, help="output (validation/<endpoint>/volume_correlation.tsv)")
     s.set_defaults(func=cmd_volume_check)
