@@ -109,8 +109,9 @@ class Endpoint:
         return True
 
     def train(self, df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], opts: dict,
-              seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Fit and lock every model of the registry: ({model: {model, threshold, info}}, internal predictions)."""
+              seed: int, models: tuple[str, ...] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Fit and lock every model of the registry (or only `models`, e.g. the negative controls' radiomics
+        model): ({model: {model, threshold, info}}, internal predictions)."""
         raise NotImplementedError
 
     def training_record(self, df: pd.DataFrame, internal: pd.DataFrame) -> dict[str, Any]:
@@ -207,10 +208,10 @@ class Binary(Endpoint):
     figure_kinds = ("forest", "roc", "calibration", "decision", "nomogram")
     label_text = "0/1 labels"
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
         from mcrad.model.train import train_binary
 
-        return train_binary(df, radiomics_columns, clinical, self.column, opts, seed)
+        return train_binary(df, radiomics_columns, clinical, self.column, opts, seed, models)
 
     def report_sections(self, rep, inputs) -> None:
         from mcrad.report.performance import binary_sections
@@ -253,10 +254,10 @@ class Multiclass(Endpoint):
     def index(self, labels: pd.Series, patients: pd.Series, source: str) -> np.ndarray:
         return class_index(labels, self.classes, patients, source)
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
         from mcrad.model.train import train_multiclass
 
-        return train_multiclass(df, radiomics_columns, clinical, self.column, self.classes, opts, seed)
+        return train_multiclass(df, radiomics_columns, clinical, self.column, self.classes, opts, seed, models)
 
     def training_record(self, df, internal):
         counts = internal.drop_duplicates("patient_id")["label"].value_counts()
@@ -337,10 +338,10 @@ class Survival(Endpoint):
         return problems + [(i, self.time, f"follow-up time {df.at[i, self.time]!r} is not a number >= 0")
                            for i in df.index[~(times >= 0)]]
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
         from mcrad.model.survival import train_survival
 
-        return train_survival(df, radiomics_columns, clinical, self.time, self.column, opts, seed)
+        return train_survival(df, radiomics_columns, clinical, self.time, self.column, opts, seed, models)
 
     def score(self, model, df):
         return pd.DataFrame({"score": model.decision_function(df)})  # the Cox linear predictor (log hazard)

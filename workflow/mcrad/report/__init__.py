@@ -18,7 +18,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
                  figures_dir: Path | None = None) -> None:
     """The study report from the declared input files of the report rule."""
     from mcrad.model.bundle import software_versions
-    from mcrad.report import models, performance, provenance, study
+    from mcrad.report import controls, models, performance, provenance, study
     from mcrad.report.inputs import ReportInputs
     from mcrad.report.page import Report
 
@@ -36,6 +36,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
     for ep in eps:
         performance.prospective_section(rep, ep, inputs)
         ep.report_sections(rep, inputs)
+    controls.controls_section(rep, cfg, inputs, eps)
     if cfg["cohort"]["sheet"] is None:
         study.truth_section(rep, inputs)
     provenance.methods_section(rep, cfg, inputs, versions)

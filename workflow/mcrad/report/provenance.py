@@ -101,6 +101,7 @@ CHECKLIST = [
     ("CLEAR", "Harmonisation and its effect", "harmonisation"),
     ("CLEAR", "Feature selection inside cross-validation", "models"),
     ("CLEAR", "Comparison with a clinical baseline model", "comparisons"),
+    ("CLEAR", "Negative controls (shuffled, sampled, relocated ROI) through the same pipeline", "negative-controls"),
     ("CLEAR", "Interpretability (feature importance / SHAP)", "shap"),
     ("CLEAR", "Reproducibility: config, input checksums, workflow", "provenance"),
 ]
