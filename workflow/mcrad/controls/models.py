@@ -27,10 +27,16 @@ def control_rows(metrics: pd.DataFrame, ep: Endpoint, control: str, family: str)
     """negative_controls.tsv rows from a metrics table: control, features, model, centre, stage, n, auc or
     c_index, lo, hi."""
     value, lo, hi = metric_names(ep)
-    out = metrics[["model", "centre", "stage", "n", value, lo, hi]].rename(columns={lo: "lo", hi: "hi"})
+    out = metrics.reindex(columns=["model", "centre", "stage", "n", value, lo, hi, "note"]).rename(
+        columns={lo: "lo", hi: "hi"})
     out.insert(0, "features", family)
     out.insert(0, "control", control)
     return out.reset_index(drop=True)
+
+
+def _not_run(control: str, family: str, models: list[str], centre: str, stage: str, note: str) -> pd.DataFrame:
+    return pd.DataFrame([{"control": control, "features": family, "model": m, "centre": centre, "stage": stage,
+                          "n": 0, "note": note} for m in models])
 
 
 def validate_control(cfg: dict, ep: Endpoint, features: pd.DataFrame, predictors: pd.DataFrame,
@@ -38,22 +44,37 @@ def validate_control(cfg: dict, ep: Endpoint, features: pd.DataFrame, predictors
                      families: list[str], models: list[str], models_dir: Path) -> pd.DataFrame:
     """Stage 1 and 2 of one endpoint on a control's raw features (every training and external centre): ComBat,
     training and locking per family (models_dir/<family>/<model>), external scoring, metrics as validate writes
-    them. Returns the negative_controls.tsv rows."""
+    them. Returns the negative_controls.tsv rows. What cannot run (too few control cases for cross-validation or
+    ComBat: randomised_roi can leave cases out) gets rows with n 0 and a note saying why, not a failed study."""
     design, clinical, seed = cfg["design"], cfg["cohort"]["clinical"], cfg["study"]["seed"]
     train = features[features["centre"].isin(design["train"])].reset_index(drop=True)
-    if train.empty:
-        raise McradError(f"control {control}: no training case has control features (see controls/{control}/qc). "
-                         "Fix: inspect the quarantined controls, or leave this kind out of negative_controls.kinds.")
-    combat, harmonised, _ = fit_training(train, predictors, design["train"], cfg["harmonise"], clinical)
+    try:
+        if train.empty:
+            raise McradError("no training case has control features")
+        combat, harmonised, _ = fit_training(train, predictors, design["train"], cfg["harmonise"], clinical)
+    except McradError as exc:
+        return pd.concat([_not_run(control, f, models, "+".join(design["train"]), "internal",
+                                   f"not trained: {exc}") for f in families], ignore_index=True)
     keep = [c for c in harmonised.columns if c not in META]
-    external = {c: apply(combat, features[features["centre"] == c].reset_index(drop=True), keep, predictors)
-                for c in design["external"] if (features["centre"] == c).any()}
+    external, skipped = {}, []
+    for c in design["external"]:
+        rows = features[features["centre"] == c].reset_index(drop=True)
+        try:
+            if rows.empty:
+                raise McradError("no case of this centre has control features")
+            external[c] = apply(combat, rows, keep, predictors)
+        except McradError as exc:
+            skipped.append((c, f"not validated: {exc}"))
     df = training_table(harmonised, pd.concat([cohorts[c] for c in design["train"]], ignore_index=True), ep.column,
                         numeric=ep.numeric_label)
     rows = []
     for family in families:
         columns = family_columns(robust_columns(harmonised, robustness), family)
-        fitted, internal = ep.train(df, columns, clinical, cfg["model"], seed, tuple(models))
+        try:
+            fitted, internal = ep.train(df, columns, clinical, cfg["model"], seed, tuple(models))
+        except McradError as exc:
+            rows.append(_not_run(control, family, models, "+".join(design["train"]), "internal", f"not trained: {exc}"))
+            continue
         training = {"centres": design["train"], "n": int(len(df)), "seed": seed, "options": cfg["model"],
                     "negative_control": control, "feature_family": family, **ep.training_record(df, internal)}
         for name in models:
@@ -64,6 +85,7 @@ def validate_control(cfg: dict, ep: Endpoint, features: pd.DataFrame, predictors
         thresholds = {name: load_bundle(models_dir / family / name)[1]["threshold"] for name in models}
         metrics = ep.summarise(ep.scored(predictions), thresholds, cfg["validate"]["alpha"])
         rows.append(control_rows(metrics, ep, control, family))
+        rows += [_not_run(control, family, models, c, "external", note) for c, note in skipped]
     return pd.concat(rows, ignore_index=True)
 
 
