@@ -148,8 +148,8 @@ def train_survival(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
                    opts: dict, seed: int, models: tuple[str, ...] | None = None
                    ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Survival endpoint (every model, or `models`): clinical Cox, radiomics penalised Cox (the rad-score) and a Cox
-    nomogram of rad-score + clinical factors. The locked 'threshold' is the median training risk of the final model: it splits any
-    later cohort into high- and low-risk groups without looking at their outcomes."""
+    nomogram of rad-score + clinical factors. The locked 'threshold' is the median training risk of the final model:
+    it splits any later cohort into high- and low-risk groups without looking at their outcomes."""
     y = np.column_stack([pd.to_numeric(df[time]).to_numpy(float), pd.to_numeric(df[event]).to_numpy(float)])
     events = int(y[:, 1].sum())
     if min(events, len(y) - events) < opts["outer_folds"]:
