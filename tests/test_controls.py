@@ -15,7 +15,7 @@ from mcrad.config import load_config
 from mcrad.controls import KINDS, case_rng, check_config, family_columns
 from mcrad.controls.generators import allowed_region, moved_roi, place_roi, sampled, shuffled
 from mcrad.controls.summary import flag_controls
-from mcrad.errors import ConfigError
+from mcrad.errors import ConfigError, McradError
 
 
 def image_and_rois(shape=(12, 30, 30), seed=0):
@@ -115,6 +115,15 @@ def test_feature_families():
                                                 "T2_tumour_wavelet-LLH_glcm_Contrast"]
     with pytest.raises(ValueError):
         family_columns(cols, "texture")
+    rng = np.random.default_rng(0)
+    volume = rng.uniform(1, 10, 30)
+    train = pd.DataFrame({"CT_tumour_original_shape_VoxelVolume": volume, cols[1]: rng.normal(size=30),
+                          cols[2]: volume, cols[3]: volume ** 2 + rng.normal(0, 0.1, 30)})
+    train["CT_tumour_original_firstorder_TotalEnergy"] = volume * 3
+    with_energy = [*cols, "CT_tumour_original_firstorder_TotalEnergy"]
+    assert family_columns(with_energy, "no_volume", train, 0.5) == ["CT_tumour_original_firstorder_Mean"]
+    with pytest.raises(McradError, match="VoxelVolume"):
+        family_columns(cols, "no_volume", train.drop(columns=["CT_tumour_original_shape_VoxelVolume"]))
 
 
 def test_flags_compare_each_control_with_the_real_model_of_its_cell():
@@ -165,7 +174,7 @@ def test_controls_rules_on_the_tiny_study(tmp_path):
     table = pd.read_csv(root / target, sep="\t")
     external = table[(table["stage"] == "external") & (table["centre"] != "pooled")]
     cells = external.groupby(["control", "features"]).size()
-    assert set(cells.index) == {(c, f) for c in ("none", *KINDS) for f in ("all", "no_shape")}
+    assert set(cells.index) == {(c, f) for c in ("none", *KINDS) for f in ("all", "no_shape", "no_volume")}
     assert (cells == 2).all()  # C2 and C3
     assert set(table["model"]) == {"radiomics"}
     assert table.loc[table["control"] != "none", "near_real"].notna().all()

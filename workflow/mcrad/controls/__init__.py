@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pandas as pd
 
 # shuffled: voxel intensities permuted within each ROI; sampled: intensities drawn iid from each ROI's histogram;
 # randomised_roi: the tumour ROI moved (same size and shape) to random non-tumour tissue of the whole image
@@ -19,8 +20,10 @@ KINDS = ("shuffled", "sampled", "randomised_roi")
 # the real images: the reference the controls are compared with
 REAL = "none"
 # all: every feature the real model is offered; no_shape: without the shape class, which is computed from the mask
-# alone and so is identical in the real data and the shuffled and sampled controls
-FAMILIES = ("all", "no_shape")
+# alone and so is identical in the real data and the shuffled and sampled controls; no_volume: also without the
+# features that track tumour volume in the training centre (energies, non-uniformities, ...: shape by another name)
+FAMILIES = ("all", "no_shape", "no_volume")
+VOLUME = "_tumour_original_shape_VoxelVolume"
 
 
 def case_rng(seed: int, kind: str, patient_id: str) -> np.random.Generator:
@@ -30,14 +33,27 @@ def case_rng(seed: int, kind: str, patient_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])
 
 
-def family_columns(columns: list[str], family: str) -> list[str]:
-    """The feature columns of a family: all, or those not of pyradiomics' shape class (`<seq>_<roi>_<imagetype>_
-    shape_<feature>`, shape2D included)."""
+def family_columns(columns: list[str], family: str, train: pd.DataFrame | None = None, rho: float = 0.5
+                   ) -> list[str]:
+    """The feature columns of a family: all; no_shape: those not of pyradiomics' shape class (`<seq>_<roi>_
+    <imagetype>_shape_<feature>`, shape2D included); no_volume: no_shape without the features whose Spearman
+    correlation with the tumour's voxel volume reaches |rho| on the training rows `train` (label-free)."""
     if family == "all":
         return list(columns)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown feature family {family!r}; choose from {FAMILIES}")
+    no_shape = [c for c in columns if not any(part.startswith("shape") for part in c.split("_")[2:4])]
     if family == "no_shape":
-        return [c for c in columns if not any(part.startswith("shape") for part in c.split("_")[2:4])]
-    raise ValueError(f"unknown feature family {family!r}; choose from {FAMILIES}")
+        return no_shape
+    from mcrad.errors import McradError
+
+    volume = next((c for c in (train.columns if train is not None else []) if c.endswith(VOLUME)), None)
+    if volume is None:
+        raise McradError(f"feature family no_volume needs the tumour's volume (a column ending {VOLUME}); the "
+                         "parameter file extracts no shape features. Fix: leave no_volume out of "
+                         "negative_controls.families.")
+    corr = train[no_shape].corrwith(train[volume], method="spearman").abs()
+    return [c for c in no_shape if not corr[c] >= rho]
 
 
 def check_config(cfg: dict) -> None:

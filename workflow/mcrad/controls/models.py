@@ -69,8 +69,9 @@ def validate_control(cfg: dict, ep: Endpoint, features: pd.DataFrame, predictors
                         numeric=ep.numeric_label)
     rows = []
     for family in families:
-        columns = family_columns(robust_columns(harmonised, robustness), family)
         try:
+            columns = family_columns(robust_columns(harmonised, robustness), family, train,
+                                     cfg["negative_controls"]["volume_rho"])
             fitted, internal = ep.train(df, columns, clinical, cfg["model"], seed, tuple(models))
         except McradError as exc:
             rows.append(_not_run(control, family, models, "+".join(design["train"]), "internal", f"not trained: {exc}"))

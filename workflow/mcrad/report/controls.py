@@ -23,8 +23,11 @@ CAVEAT = (
     "scores like the real model therefore does not say the model is noise: it says the signal lies in tumour size, "
     "shape or intensity histogram, not in spatial texture. The randomised ROI keeps size and shape but takes its "
     "voxels from non-tumour tissue. The no_shape family (the real and control models refitted without the shape "
-    "class) removes the part that is identical by construction; a like-for-like comparison reads real (no_shape) "
-    "against each control (no_shape).")
+    "class) removes the part that is identical by construction, but energies and non-uniformities carry tumour "
+    "volume by another name; the no_volume family also leaves out every feature whose Spearman correlation with "
+    "the tumour volume in the training centre reaches the configured rho. Read each control against the real "
+    "model of the same family: a control that still scores like the real model in no_volume points to the "
+    "intensity histogram; one that falls to chance there shows the remaining signal needs the real tumour voxels.")
 
 
 def controls_figure(rep: Report, df: pd.DataFrame, value: str, ep: Endpoint) -> str:
