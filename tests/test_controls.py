@@ -168,6 +168,7 @@ def test_controls_rules_on_the_tiny_study(tmp_path):
 
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     cfg["negative_controls"] = {"activate": True}
+    cfg["features"] = {"robustness": {"activate": False}}  # lean: the demo run covers the robustness filter
     target = Path("validation/nodal_metastasis/negative_controls.tsv")
     run_study(cfg, tmp_path, targets=[target])
     root = tmp_path / "results" / "tiny"

@@ -51,7 +51,8 @@ def controls_figure(rep: Report, df: pd.DataFrame, value: str, ep: Endpoint) -> 
                title=f"features: {family}")
     axes[0][0].set_yticks([-i - 0.4 + step / 2 for i in range(len(cells))], [f"{c} ({s})" for s, c in cells],
                           fontsize=8)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(controls), bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(f"{ep.name}: real model vs negative controls")
     return rep.figure(fig, f"negative_controls_{ep.name}", "forest plot of real and negative-control models")
 
