@@ -104,7 +104,8 @@ def controls_section(rep: Report, cfg: dict, inputs: ReportInputs, eps: list[End
             + ". Real model's external CIs covering 0.5: "
             + "; ".join(f"{fam}: {int(g['covers_chance'].astype(bool).sum())}/{len(g)}"
                         for fam, g in real_ext.groupby("features", sort=False))
-            + f". <b>{flagged} control row(s) flagged</b> (within {opts['margin']} of the real model).</p>")
+            + f". <b>{flagged} control row(s) flagged</b> (every stage and family; within {opts['margin']} of the real "
+            "model or above it).</p>")
         body.append(controls_figure(rep, df[df["centre"] != "pooled"], value, ep))
         shown = df.assign(control=df["control"].replace(LABELS),
                           flag=np.where(df["near_real"].astype(bool), "FLAG", ""))
