@@ -28,6 +28,8 @@ localrules:
     features_study,
     harmonise_study,
     autoseg_dice,
+    controls_centre,
+    controls_summary,
 
 
 include: "workflow/rules/synth.smk"
@@ -40,6 +42,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/prospective.smk"
 include: "workflow/rules/deep.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/kit.smk"
 

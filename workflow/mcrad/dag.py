@@ -120,6 +120,46 @@ class StudyFiles:
         if g["volume_check"]["activate"]:
             files += [f(ep) for ep in eps for f in (self.paths.volume_confounding, self.paths.volume_correlation)]
         return files
+    # ---- negative controls (negative_controls.activate) ----
+    @property
+    def controls_active(self) -> bool:
+        return bool(self.cfg["negative_controls"]["activate"] and self.plan.external)
+
+    @property
+    def control_kinds(self) -> list[str]:
+        return list(self.cfg["negative_controls"]["kinds"]) if self.controls_active else []
+
+    @property
+    def control_runs(self) -> list[str]:
+        """What controls-validate runs per endpoint: each kind, and `none` (the real features) for the families
+        the real models do not cover (every family but all)."""
+        real = [] if self.cfg["negative_controls"]["families"] == ["all"] else ["none"]
+        return self.control_kinds + real if self.controls_active else []
+
+    @property
+    def control_centres(self) -> list[str]:
+        """The centres whose cases get controls: training and external (prospective ones are not validated)."""
+        return self.plan.train + self.plan.external
+
+    def control_shard_tables(self, kind: str, centre: str) -> list[Path]:
+        return [self.paths.controls(kind).shard_table("features", s) for s in self.plan.shards_of(centre)]
+
+    def control_features(self, control: str) -> list[Path]:
+        """Raw feature tables of a control (or of the real cases, control none), training then external centres."""
+        paths = self.paths if control == "none" else self.paths.controls(control)
+        return [paths.raw_features(c) for c in self.control_centres]
+
+    def control_tables(self, endpoint: str) -> list[Path]:
+        return [self.paths.controls(c).negative_controls(endpoint) for c in self.control_runs]
+
+    @property
+    def negative_controls(self) -> list[Path]:
+        """The report's negative-control inputs: the tables, and each kind's quarantine per centre."""
+        if not self.controls_active:
+            return []
+        return ([self.paths.negative_controls(ep) for ep in self.endpoints]
+                + [self.paths.controls(k).quarantine_centre(c) for k in self.control_kinds
+                   for c in self.control_centres])
 
     def benchmark_files(self) -> list[Path]:
         """The benchmark file of every job that has one (what the report's runtime table sums)."""
@@ -136,6 +176,9 @@ class StudyFiles:
                   if c not in plan.train]
         if plan.autoseg:
             files += [bench("autoseg_train")] + [bench("autoseg_predict", c) for c in plan.centres]
+        files += [bench("controls", f"{k}.{s}") for k in self.control_kinds for c in self.control_centres
+                  for s in plan.shards_of(c)]
+        files += [bench("controls_validate", f"{ep}.{c}") for ep in eps for c in self.control_runs]
         return files
 
     def failure_line(self) -> str:

@@ -284,6 +284,15 @@ class Paths:
     def prospective_paired(self, endpoint: str) -> Path:
         return self.validation_dir(endpoint) / "prospective_paired_delong.tsv"
 
+    # negative controls: each kind's cases, features, quarantine and models under controls/<kind>/, in the study's
+    # own layout (a Paths rooted there); the comparison with the real models beside the validation metrics
+    def controls(self, kind: str) -> Paths:
+        return Paths(self.root / "controls" / kind)
+
+    def negative_controls(self, endpoint: str) -> Path:
+        """The study's table; on a control kind's Paths, that kind's rows."""
+        return self.validation_dir(endpoint) / "negative_controls.tsv"
+
     # deep stage (MONAI): per-endpoint, per-centre deep_score + penultimate embeddings
     def deep_dir(self, endpoint: str) -> Path:
         return self.root / "deep" / endpoint

@@ -18,6 +18,7 @@ rule report:
         cohort=[PATHS.cohort_table(c) for c in PLAN.train + PLAN.external],
         truth=[PATHS.synth_truth] if PLAN.synthetic else [],
         deep=FILES.deep_outputs + FILES.autoseg_outputs,
+        controls=FILES.negative_controls,
         params=CFG["features"]["params"],
         sheet=PLAN.sheet,
         benchmarks=FILES.benchmark_files(),
@@ -31,7 +32,7 @@ rule report:
         root=FILES.root,
         code=code_hash("report"),
         cfg=options(CFG, "study", "cohort", "design", "endpoints", "preprocess", "segment", "features",
-                    "harmonise", "model", "validate", "guardrails"),
+                    "harmonise", "model", "validate", "guardrails", "negative_controls"),
         figures=PATHS.figures_dir,
     log:
         PATHS.log("report"),

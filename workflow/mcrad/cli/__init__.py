@@ -11,6 +11,7 @@ import sys
 from mcrad import __version__
 from mcrad.cli import (
     autoseg,
+    controls,
     deep,
     discover,
     features,
@@ -31,7 +32,7 @@ from mcrad.cli import (
 from mcrad.errors import McradError
 
 STAGES = (study, discover, ingest, preprocess, segment, autoseg, features, harmonise, model, deep, validate,
-          prospective, report, samplesize, pacs, kit, guardrails)
+          prospective, report, samplesize, pacs, kit, guardrails, controls)
 
 
 def parser() -> argparse.ArgumentParser:

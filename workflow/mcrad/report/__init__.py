@@ -19,7 +19,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
                  figures_dir: Path | None = None) -> None:
     """The study report from the declared input files of the report rule."""
     from mcrad.model.bundle import software_versions
-    from mcrad.report import guardrails, models, performance, provenance, sites, study
+    from mcrad.report import controls, guardrails, models, performance, provenance, sites, study
     from mcrad.report.inputs import ReportInputs
     from mcrad.report.page import Report
 
@@ -38,6 +38,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
     for ep in eps:
         performance.prospective_section(rep, ep, inputs)
         ep.report_sections(rep, inputs)
+    controls.controls_section(rep, cfg, inputs, eps)
     sites.sites_section(rep, eps, inputs)
     if cfg["cohort"]["sheet"] is None:
         study.truth_section(rep, inputs)

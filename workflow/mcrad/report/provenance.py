@@ -104,6 +104,7 @@ CHECKLIST = [
     ("CLEAR", "Confounding: do the selected features measure more than tumour volume", "guardrails-volume"),
     ("CLEAR", "Feature selection inside cross-validation", "models"),
     ("CLEAR", "Comparison with a clinical baseline model", "comparisons"),
+    ("CLEAR", "Negative controls (shuffled, sampled, relocated ROI) through the same pipeline", "negative-controls"),
     ("CLEAR", "Interpretability (feature importance / SHAP)", "shap"),
     ("CLEAR", "Reproducibility: config, input checksums, workflow", "provenance"),
 ]
