@@ -28,6 +28,7 @@ localrules:
     features_study,
     harmonise_study,
     autoseg_dice,
+    y_randomisation_summary,
 
 
 include: "workflow/rules/synth.smk"

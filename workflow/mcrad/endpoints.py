@@ -67,6 +67,8 @@ class Endpoint:
     classes: list[str] | None = None
     # validate.reader (a radiologist's score) can be compared with the models
     reader_comparable: ClassVar[bool] = False
+    # the discrimination column of metrics.tsv that permutation nulls test against chance (0.5)
+    statistic: ClassVar[str] = "auc"
 
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
@@ -109,8 +111,9 @@ class Endpoint:
         return True
 
     def train(self, df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], opts: dict,
-              seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Fit and lock every model of the registry: ({model: {model, threshold, info}}, internal predictions)."""
+              seed: int, models: tuple[str, ...] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Fit and lock every model of the registry (or only `models`): ({model: {model, threshold, info}},
+        internal predictions)."""
         raise NotImplementedError
 
     def training_record(self, df: pd.DataFrame, internal: pd.DataFrame) -> dict[str, Any]:
@@ -120,6 +123,18 @@ class Endpoint:
     def harmonisation_outcome(self, cohort: pd.DataFrame) -> pd.Series | None:
         """The 0/1 outcome whose signal the harmonisation check follows before/after ComBat (None: no check)."""
         return pd.to_numeric(cohort[self.column])
+
+    # ---- permutation nulls ----
+    def permuted_statistic(self, pred: pd.DataFrame, index: np.ndarray) -> np.ndarray:
+        """`statistic` of one model's predictions on one group of patients with the outcomes of row index[p, i]
+        beside the scores of row i, for each row p of index (binary: AUC of the score)."""
+        from mcrad.stats import permuted_auc
+
+        return permuted_auc(pred["label"].to_numpy(int), pred["score"].to_numpy(float), index)
+
+    def discrimination(self, pred: pd.DataFrame) -> float:
+        """`statistic` of predictions as they are (the identity permutation)."""
+        return float(self.permuted_statistic(pred, np.arange(len(pred))[None, :])[0])
 
     # ---- scoring and stage 2 ----
     def score(self, model, df: pd.DataFrame) -> pd.DataFrame:
@@ -207,10 +222,10 @@ class Binary(Endpoint):
     figure_kinds = ("forest", "roc", "calibration", "decision", "nomogram")
     label_text = "0/1 labels"
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
         from mcrad.model.train import train_binary
 
-        return train_binary(df, radiomics_columns, clinical, self.column, opts, seed)
+        return train_binary(df, radiomics_columns, clinical, self.column, opts, seed, models)
 
     def report_sections(self, rep, inputs) -> None:
         from mcrad.report.performance import binary_sections
@@ -253,10 +268,10 @@ class Multiclass(Endpoint):
     def index(self, labels: pd.Series, patients: pd.Series, source: str) -> np.ndarray:
         return class_index(labels, self.classes, patients, source)
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
         from mcrad.model.train import train_multiclass
 
-        return train_multiclass(df, radiomics_columns, clinical, self.column, self.classes, opts, seed)
+        return train_multiclass(df, radiomics_columns, clinical, self.column, self.classes, opts, seed, models)
 
     def training_record(self, df, internal):
         counts = internal.drop_duplicates("patient_id")["label"].value_counts()
@@ -264,6 +279,12 @@ class Multiclass(Endpoint):
 
     def harmonisation_outcome(self, cohort):
         return None  # the 0/1 outcome-signal check has no single label here
+
+    def permuted_statistic(self, pred, index):
+        from mcrad.stats import permuted_macro_auc
+
+        y = self.index(pred["label"], pred["patient_id"], "predictions table, column 'label'")
+        return permuted_macro_auc(y, pred[probability_columns(self.classes)].to_numpy(float), index)
 
     def score(self, model, df):
         return class_probabilities(self.classes, model.predict_proba(df))
@@ -313,6 +334,7 @@ class Survival(Endpoint):
     curve_kinds = ("km",)
     figure_kinds = ("km",)
     label_text = "event indicator and follow-up time"
+    statistic = "c_index"
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__(spec)
@@ -337,13 +359,19 @@ class Survival(Endpoint):
         return problems + [(i, self.time, f"follow-up time {df.at[i, self.time]!r} is not a number >= 0")
                            for i in df.index[~(times >= 0)]]
 
-    def train(self, df, radiomics_columns, clinical, opts, seed):
+    def train(self, df, radiomics_columns, clinical, opts, seed, models=None):
         from mcrad.model.survival import train_survival
 
-        return train_survival(df, radiomics_columns, clinical, self.time, self.column, opts, seed)
+        return train_survival(df, radiomics_columns, clinical, self.time, self.column, opts, seed, models)
 
     def score(self, model, df):
         return pd.DataFrame({"score": model.decision_function(df)})  # the Cox linear predictor (log hazard)
+
+    def permuted_statistic(self, pred, index):
+        from mcrad.stats import permuted_concordance
+
+        return permuted_concordance(pred["time"].to_numpy(float), pred["label"].to_numpy(int),
+                                    pred["score"].to_numpy(float), index)
 
     @property
     def prediction_columns(self) -> list[str]:

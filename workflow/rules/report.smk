@@ -14,6 +14,7 @@ rule report:
         harmonise=[PATHS.excluded_features, PATHS.harmonise_diagnostics, PATHS.harmonise_pca,
                    PATHS.harmonise_outcome_check],
         robustness=[PATHS.robustness] if CFG["features"]["robustness"]["activate"] else [],
+        nulls=FILES.y_randomisation_outputs,
         cohort=[PATHS.cohort_table(c) for c in PLAN.train + PLAN.external],
         truth=[PATHS.synth_truth] if PLAN.synthetic else [],
         deep=FILES.deep_outputs + FILES.autoseg_outputs,
@@ -29,7 +30,7 @@ rule report:
         root=FILES.root,
         code=code_hash("report"),
         cfg=options(CFG, "study", "cohort", "design", "endpoints", "preprocess", "segment", "features",
-                    "harmonise", "model", "validate"),
+                    "harmonise", "model", "validate", "guardrails"),
         figures=PATHS.figures_dir,
     log:
         PATHS.log("report"),

@@ -145,7 +145,7 @@ def build_survival_model(name: str, radiomics_columns: list[str], clinical: list
 
 
 def train_survival(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], time: str, event: str,
-                   opts: dict, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+                   opts: dict, seed: int, models: tuple[str, ...] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Survival endpoint: clinical Cox, radiomics penalised Cox (the rad-score) and a Cox nomogram of rad-score +
     clinical factors. The locked 'threshold' is the median training risk of the final model: it splits any
     later cohort into high- and low-risk groups without looking at their outcomes."""
@@ -158,7 +158,7 @@ def train_survival(df: pd.DataFrame, radiomics_columns: list[str], clinical: lis
     X = df.drop(columns=[time, event])
     outer = survival_splits(y, opts["outer_folds"], seed)
     fitted, preds = {}, []
-    for name in MODELS:
+    for name in models or MODELS:
         est = build_survival_model(name, radiomics_columns, clinical, opts, seed)
         oof = out_of_fold_risk(est, X, y, outer)
         final = clone(est).fit(X, y)

@@ -61,12 +61,12 @@ def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def fit_models(df: pd.DataFrame, y: np.ndarray, radiomics_columns: list[str], clinical: list[dict], label: str,
-               opts: dict, seed: int, classes: list[str] | None = None):
-    """Each of MODELS in turn: (name, final model fitted on every training row, its description, out-of-fold
-    probabilities from the outer folds). classes: a multi-class endpoint's class names (multinomial models)."""
+               opts: dict, seed: int, classes: list[str] | None = None, models: tuple[str, ...] | None = None):
+    """Each of MODELS (or `models`) in turn: (name, final model fitted on every training row, its description,
+    out-of-fold probabilities from the outer folds). classes: a multi-class endpoint's class names."""
     X = df.drop(columns=[label])
     outer = StratifiedKFold(opts["outer_folds"], shuffle=True, random_state=seed)
-    for name in MODELS:
+    for name in models or MODELS:
         est = build_model(name, radiomics_columns, clinical, opts, seed, multiclass=classes is not None)
         oof = cross_val_predict(est, X, y, cv=outer, method="predict_proba")
         final = clone(est).fit(X, y)
@@ -74,8 +74,9 @@ def fit_models(df: pd.DataFrame, y: np.ndarray, radiomics_columns: list[str], cl
 
 
 def train_binary(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], label: str,
-                   opts: dict, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Fit every model; return ({model: (fitted, threshold, info)}, internal out-of-fold predictions)."""
+                 opts: dict, seed: int, models: tuple[str, ...] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Fit every model (or `models`); return ({model: (fitted, threshold, info)}, internal out-of-fold
+    predictions)."""
     y = df[label].to_numpy(int)
     counts = np.bincount(y, minlength=2)
     if counts.min() < opts["outer_folds"]:
@@ -83,7 +84,8 @@ def train_binary(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[
                          f"{opts['outer_folds']}-fold cross-validation needs at least {opts['outer_folds']} of each. "
                          "Fix: add training centres or lower model.outer_folds.")
     fitted, preds = {}, []
-    for name, final, info, proba in fit_models(df, y, radiomics_columns, clinical, label, opts, seed):
+    for name, final, info, proba in fit_models(df, y, radiomics_columns, clinical, label, opts, seed,
+                                                  models=models):
         oof = proba[:, 1]
         if name == "nomogram":
             info["scales"] = nomogram_scales(final, df.drop(columns=[label]), clinical)
@@ -94,7 +96,8 @@ def train_binary(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[
 
 
 def train_multiclass(df: pd.DataFrame, radiomics_columns: list[str], clinical: list[dict], label: str,
-                     classes: list[str], opts: dict, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+                     classes: list[str], opts: dict, seed: int, models: tuple[str, ...] | None = None
+                     ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Multi-class endpoint (e.g. grade, stage): multinomial clinical logistic model, radiomics model (multinomial
     LASSO logistic by default; selection and classifier tuned on the inner-CV macro one-vs-rest AUC) and a
     multinomial nomogram of the out-of-fold rad-scores (log-ratios against the first class) and the clinical
@@ -106,7 +109,8 @@ def train_multiclass(df: pd.DataFrame, radiomics_columns: list[str], clinical: l
                          f"'{label}'; {opts['outer_folds']}-fold cross-validation needs at least {opts['outer_folds']} "
                          "of each. Fix: add training centres, merge rare classes, or lower model.outer_folds.")
     fitted, preds = {}, []
-    for name, final, info, oof in fit_models(df, y, radiomics_columns, clinical, label, opts, seed, classes):
+    for name, final, info, oof in fit_models(df, y, radiomics_columns, clinical, label, opts, seed, classes,
+                                                models):
         fitted[name] = {"model": lock(final), "threshold": None, "info": info}
         preds.append(pd.concat([pd.DataFrame({"patient_id": df["patient_id"], "centre": df["centre"],
                                               "stage": "internal", "model": name,

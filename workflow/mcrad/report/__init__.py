@@ -4,7 +4,8 @@ and provenance. Figures are also written as PNG files for `snakemake --report`. 
 what the study ran. It reads only the files its rule declares (report.inputs).
 
 page (the HTML page), inputs (declared files), study (design, cohort, QC, robustness, harmonisation), models,
-performance (binary endpoints, prospective), survival, multiclass, provenance (methods, runtime, checklist).
+performance (binary endpoints, prospective), survival, multiclass, nulls (permutation nulls), provenance
+(methods, runtime, checklist).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
     from mcrad.model.bundle import software_versions
     from mcrad.report import models, performance, provenance, study
     from mcrad.report.inputs import ReportInputs
+    from mcrad.report.nulls import nulls_section
     from mcrad.report.page import Report
 
     inputs, versions, eps = ReportInputs(root, declared), software_versions(), endpoints(cfg)
@@ -36,6 +38,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
     for ep in eps:
         performance.prospective_section(rep, ep, inputs)
         ep.report_sections(rep, inputs)
+    nulls_section(rep, cfg, inputs)
     if cfg["cohort"]["sheet"] is None:
         study.truth_section(rep, inputs)
     provenance.methods_section(rep, cfg, inputs, versions)
