@@ -23,7 +23,7 @@ def null_figure(rep: Report, null: pd.DataFrame, summary: pd.DataFrame, ep: Endp
     label = LABELS.get(ep.statistic, ep.statistic)
     for ax, (_, row) in zip(axes[0], summary.iterrows(), strict=True):
         values = pd.to_numeric(null.loc[null["model"] == row["model"], "statistic"]).dropna()
-        ax.hist(values, bins=np.linspace(0, 1, 41), color="0.6", label=f"null (k={len(values)})")
+        ax.hist(values, bins=np.linspace(0, 1, 26), color="0.6", label=f"null (k={len(values)})")
         ax.axvline(0.5, ls=":", c="k", label="chance")
         if np.isfinite(row["real"]):
             ax.axvline(row["real"], c="#d62728", lw=2, label=f"real {row['real']:.2f}")
@@ -31,7 +31,7 @@ def null_figure(rep: Report, null: pd.DataFrame, summary: pd.DataFrame, ep: Endp
                + (" (flagged)" if str(row["flagged"]) == "True" else ""))
         ax.legend(fontsize=6, loc="upper left")
     axes[0][0].set_ylabel("permutations")
-    fig.suptitle(f"{ep.name}: y-randomisation of stage 1")
+    fig.suptitle(f"{ep.name}: y-randomisation of stage 1", y=1.04)
     return rep.figure(fig, f"y_randomisation_{ep.name}", f"y-randomisation null distributions of {ep.name}")
 
 
