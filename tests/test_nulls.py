@@ -280,6 +280,36 @@ def test_study_files_list_the_y_randomisation_jobs_only_when_it_is_on(demo_confi
             assert jobs == figures == files.y_randomisation_outputs == []
 
 
+def test_report_section_shows_the_null_figure_and_the_external_p(tmp_path):
+    from mcrad.paths import Paths
+    from mcrad.report.inputs import ReportInputs
+    from mcrad.report.nulls import nulls_section
+    from mcrad.report.page import Report
+
+    paths = Paths(tmp_path / "r")
+    paths.models_dir("y").mkdir(parents=True)
+    paths.validation_dir("y").mkdir(parents=True)
+    null = pd.DataFrame({"model": ["radiomics"] * 3, "permutation": range(3), "statistic": [0.7, 0.75, 0.8],
+                         "note": ""})
+    null.to_csv(paths.y_randomisation("y"), sep="\t", index=False)
+    summarise_null(null, {"radiomics": 0.78}, "auc", 0.05).to_csv(paths.y_randomisation_summary("y"), sep="\t",
+                                                                   index=False)
+    pred = _predictions()
+    metrics = with_permutation_p(summarise_binary(pred, {"good": 0.5, "noise": 0.5}, 0.05), pred, BINARY, 99, 0)
+    metrics.to_csv(paths.metrics("y"), sep="\t", index=False)
+    declared = [paths.y_randomisation("y"), paths.y_randomisation_summary("y"), paths.metrics("y")]
+    rep = Report(tmp_path / "figures")
+    cfg = {"endpoints": [{"name": "y", "column": "y"}], "validate": {"permutations": 99},
+           "guardrails": {"y_randomisation": {"activate": True, "permutations": 3, "tolerance": 0.05}}}
+    nulls_section(rep, cfg, ReportInputs(paths.root, declared))
+    (_, title, body), = rep.sections
+    assert title == "Permutation nulls" and "above chance" in body and "p_permutation" in body
+    assert (tmp_path / "figures" / "y_randomisation_y.png").is_file()
+    empty = Report(None)
+    nulls_section(empty, {**cfg, "endpoints": []}, ReportInputs(paths.root, declared))
+    assert not empty.sections, "nothing ran: no section"
+
+
 # ---- end to end ---------------------------------------------------------------------------------------------------
 @pytest.mark.e2e
 def test_study_has_permutation_p_and_a_targets_only_y_randomisation_reuses_it(study):
