@@ -324,7 +324,7 @@ def test_study_has_permutation_p_and_a_targets_only_y_randomisation_reuses_it(st
         m = pd.read_csv(study / f"validation/{ep}/metrics.tsv", sep="\t")
         ext = m["stage"] == "external"
         assert m.loc[~ext, "p_permutation"].isna().all(), ep
-        assert m.loc[ext, "p_permutation"].between(1 / 2001, 1).all() and m.loc[ext, stat].notna().all(), ep
+        assert m.loc[ext, "p_permutation"].between(1 / 2001 - 1e-9, 1).all() and m.loc[ext, stat].notna().all(), ep
     m = pd.read_csv(study / "validation/nodal_metastasis/metrics.tsv", sep="\t").set_index(["model", "centre"])
     assert m.loc[("radiomics", "pooled"), "p_permutation"] < 0.01  # its auc_lo > 0.55 (test_e2e)
     assert "Permutation nulls" in (study / "report/index.html").read_text()

@@ -94,8 +94,9 @@ def _note(mean: float, tolerance: float) -> str:
         return (f"null mean {mean:.3f} is {gap:.3f} above chance: the pipeline finds signal in shuffled outcomes. "
                 "Check that nothing fitted on labels (selection, scaling, tuning) runs outside the cross-validation")
     if gap < -tolerance:
-        return (f"null mean {mean:.3f} is {-gap:.3f} below chance: cross-validation on so few cases is pessimistic "
-                "(each test fold's outcome mix mirrors its training folds'); internal estimates lean low")
+        return (f"null mean {mean:.3f} is {-gap:.3f} below chance: not a leak, but the pooled out-of-fold "
+                "predictions of few cases rank below chance without signal (cross-validation's pessimistic bias), so "
+                "internal estimates lean low")
     return ""
 
 
