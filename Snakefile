@@ -30,6 +30,7 @@ localrules:
     autoseg_dice,
     controls_centre,
     controls_summary,
+    y_randomisation_summary,
 
 
 include: "workflow/rules/synth.smk"

@@ -97,7 +97,7 @@ def test_validate_scores_fusion_bundles_and_compares_them(trained, tmp_path):
         f, d, co = centre(60, seed, c)
         for kind, table in (("features", f), ("deep", d), ("cohort", co)):
             table.to_csv(tmp_path / f"{kind}_{c}.tsv", sep="\t", index=False)
-    cfg = json.dumps({"endpoints": [ENDPOINT], "validate": {"alpha": 0.05}})
+    cfg = json.dumps({"study": {"seed": 0}, "endpoints": [ENDPOINT], "validate": {"alpha": 0.05, "permutations": 200}})
     names = list(MODELS + FUSION_MODELS)
     results = Paths(tmp_path / "results")
     assert main(["validate", "--config", cfg, "--endpoint", "y", "--models-dir", str(models), "--models", *names,

@@ -250,7 +250,8 @@ def test_train_validate_and_report_tables_from_the_command_line(tmp_path):
         df.drop(columns=FEATURES).to_csv(tmp_path / f"c_{name}.tsv", sep="\t", index=False)
     model = {**OPTS, "selector": "lasso", "classifier": "logistic"}
     cfg = json.dumps({"study": {"seed": 0}, "design": {"train": ["C1"]}, "endpoints": [ENDPOINT],
-                      "cohort": {"clinical": CLINICAL}, "model": model, "validate": {"alpha": 0.05}})
+                      "cohort": {"clinical": CLINICAL}, "model": model,
+                      "validate": {"alpha": 0.05, "permutations": 200}})
     assert main(["train", "--config", cfg, "--endpoint", "grade", "--features", str(tmp_path / "f_train.tsv"),
                  "--cohort", str(tmp_path / "c_train.tsv"), "--out-dir", str(tmp_path / "models"),
                  "--internal", str(tmp_path / "internal.tsv")]) == 0

@@ -107,6 +107,18 @@ class StudyFiles:
         return [self.paths.autoseg_dice] if self.plan.autoseg else []
 
     @property
+    def y_randomisation(self) -> list[str]:
+        """The models guardrails.y_randomisation retrains on shuffled outcomes (none when it is off)."""
+        opts = self.cfg["guardrails"]["y_randomisation"]
+        return list(opts["models"]) if opts["activate"] else []
+
+    @property
+    def y_randomisation_outputs(self) -> list[Path]:
+        """Every endpoint's gathered null and its summary (what the report reads)."""
+        return [f(ep) for ep in self.endpoints if self.y_randomisation
+                for f in (self.paths.y_randomisation, self.paths.y_randomisation_summary)]
+
+    @property
     def compare(self) -> bool:
         """harmonise.compare: the external centres are scored with and without ComBat."""
         h = self.cfg["harmonise"]
@@ -170,6 +182,7 @@ class StudyFiles:
         files += [bench(rule, ep) for rule in ("train", "explain", "validate") for ep in eps]
         files += [bench("volume_check", ep) for ep in eps] if self.cfg["guardrails"]["volume_check"]["activate"] else []
         files += [bench("train_fusion", ep) for ep in eps if plan.fused(ep)]
+        files += [bench("y_randomisation", f"{ep}.{m}") for ep in eps for m in self.y_randomisation]
         files += [bench("predict_prospective", ep) for ep in eps] if plan.prospective else []
         files += [bench("deep_train", ep) for ep in plan.deep_endpoints]
         files += [bench("deep_score", f"{ep}.{c}") for ep in plan.deep_endpoints for c in plan.centres
@@ -198,4 +211,8 @@ class StudyFiles:
                 figures.append({"path": self.paths.figure(f"{kind}_{ep.name}"), "caption": f"../report/{kind}.rst",
                                 "category": category, **({} if category == "Models" else {"subcategory": ep.name}),
                                 "labels": {"endpoint": ep.name, "figure": kind}})
+            if self.y_randomisation:
+                figures.append({"path": self.paths.figure(f"y_randomisation_{ep.name}"),
+                                "caption": "../report/y_randomisation.rst", "category": "Models",
+                                "labels": {"endpoint": ep.name, "figure": "y_randomisation"}})
         return figures

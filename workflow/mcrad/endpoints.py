@@ -67,6 +67,8 @@ class Endpoint:
     classes: list[str] | None = None
     # validate.reader (a radiologist's score) can be compared with the models
     reader_comparable: ClassVar[bool] = False
+    # the discrimination column of metrics.tsv that permutation nulls test against chance (0.5)
+    statistic: ClassVar[str] = "auc"
 
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
@@ -128,6 +130,17 @@ class Endpoint:
         from mcrad.model.sample_size import binary_requirement
 
         return binary_requirement(internal["label"].to_numpy(int), parameters, opts)
+    # ---- permutation nulls ----
+    def permuted_statistic(self, pred: pd.DataFrame, index: np.ndarray) -> np.ndarray:
+        """`statistic` of one model's predictions on one group of patients with the outcomes of row index[p, i]
+        beside the scores of row i, for each row p of index (binary: AUC of the score)."""
+        from mcrad.stats import permuted_auc
+
+        return permuted_auc(pred["label"].to_numpy(int), pred["score"].to_numpy(float), index)
+
+    def discrimination(self, pred: pd.DataFrame) -> float:
+        """`statistic` of predictions as they are (the identity permutation)."""
+        return float(self.permuted_statistic(pred, np.arange(len(pred))[None, :])[0])
 
     # ---- scoring and stage 2 ----
     def score(self, model, df: pd.DataFrame) -> pd.DataFrame:
@@ -280,6 +293,11 @@ class Multiclass(Endpoint):
         from mcrad.model.sample_size import multiclass_requirement
 
         return multiclass_requirement(internal["label"], self.classes, parameters, opts)
+    def permuted_statistic(self, pred, index):
+        from mcrad.stats import permuted_macro_auc
+
+        y = self.index(pred["label"], pred["patient_id"], "predictions table, column 'label'")
+        return permuted_macro_auc(y, pred[probability_columns(self.classes)].to_numpy(float), index)
 
     def score(self, model, df):
         return class_probabilities(self.classes, model.predict_proba(df))
@@ -329,6 +347,7 @@ class Survival(Endpoint):
     curve_kinds = ("km",)
     figure_kinds = ("km",)
     label_text = "event indicator and follow-up time"
+    statistic = "c_index"
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__(spec)
@@ -367,6 +386,11 @@ class Survival(Endpoint):
 
         return survival_requirement(internal["label"].to_numpy(int), internal["time"].to_numpy(float), parameters,
                                     opts, self.times)
+    def permuted_statistic(self, pred, index):
+        from mcrad.stats import permuted_concordance
+
+        return permuted_concordance(pred["time"].to_numpy(float), pred["label"].to_numpy(int),
+                                    pred["score"].to_numpy(float), index)
 
     @property
     def prediction_columns(self) -> list[str]:

@@ -237,6 +237,16 @@ class Paths:
     def shap(self, endpoint: str) -> Path:
         return self.models_dir(endpoint) / "shap_values.tsv"
 
+    # y-randomisation (guardrails.y_randomisation): each model's null of the internal statistic, gathered
+    def y_randomisation_model(self, endpoint: str, model: str) -> Path:
+        return self.models_dir(endpoint) / "y_randomisation" / f"{model}.tsv"
+
+    def y_randomisation(self, endpoint: str) -> Path:
+        return self.models_dir(endpoint) / "y_randomisation.tsv"
+
+    def y_randomisation_summary(self, endpoint: str) -> Path:
+        return self.models_dir(endpoint) / "y_randomisation_summary.tsv"
+
     def shap_summary(self, endpoint: str) -> Path:
         return self.models_dir(endpoint) / "shap_summary.tsv"
 

@@ -96,3 +96,50 @@ rule sample_size:
         "python -m mcrad.cli model-sample-size --config {params.cfg:q} --endpoint {wildcards.endpoint:q}"
         " --models-dir {params.models_dir:q} --models {params.names:q} --internal {input.internal:q}"
         " --out {output:q} > {log:q} 2>&1"
+# Y-randomisation (guardrails.y_randomisation): one job per endpoint and model (they parallelise on a cluster),
+# each the model's whole stage-1 pipeline on shuffled training outcomes; then one summary per endpoint.
+Y_RANDOMISATION = CFG["guardrails"]["y_randomisation"]
+
+
+rule y_randomisation:
+    input:
+        features=PATHS.harmonised_train,
+        cohort=[PATHS.cohort_table(c) for c in PLAN.train],
+        robustness=[PATHS.robustness] if CFG["features"]["robustness"]["activate"] else [],
+    output:
+        PATHS.y_randomisation_model("{endpoint}", "{model}"),
+    wildcard_constraints:
+        model=alternatives(Y_RANDOMISATION["models"]),
+    params:
+        code=code_hash("model"),
+        cfg=options(CFG, "study", "cohort", "design", "endpoints", "model", "guardrails"),
+        robust=lambda w, input: f"--robustness {shlex.quote(str(input.robustness))}" if input.robustness else "",
+    log:
+        PATHS.log("y_randomisation/{endpoint}.{model}"),
+    benchmark:
+        PATHS.benchmark("y_randomisation", "{endpoint}.{model}")
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m mcrad.cli y-randomise --config {params.cfg:q} --endpoint {wildcards.endpoint:q} --model {wildcards.model:q}"
+        " --features {input.features:q} --cohort {input.cohort:q} {params.robust} --out {output:q} > {log:q} 2>&1"
+
+
+rule y_randomisation_summary:
+    input:
+        nulls=[PATHS.y_randomisation_model("{endpoint}", m) for m in Y_RANDOMISATION["models"]],
+        internal=PATHS.internal_predictions("{endpoint}"),
+    output:
+        null=PATHS.y_randomisation("{endpoint}"),
+        summary=PATHS.y_randomisation_summary("{endpoint}"),
+    params:
+        code=code_hash("model"),
+        cfg=options(CFG, "study", "endpoints", "guardrails"),
+    log:
+        PATHS.log("y_randomisation_summary/{endpoint}"),
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m mcrad.cli y-randomisation-summary --config {params.cfg:q} --endpoint {wildcards.endpoint:q}"
+        " --nulls {input.nulls:q} --internal {input.internal:q} --out {output.null:q} --summary {output.summary:q}"
+        " > {log:q} 2>&1"

@@ -15,6 +15,7 @@ rule report:
                    PATHS.harmonise_outcome_check],
         robustness=[PATHS.robustness] if CFG["features"]["robustness"]["activate"] else [],
         guardrails=FILES.guardrail_outputs,
+        nulls=FILES.y_randomisation_outputs,
         cohort=[PATHS.cohort_table(c) for c in PLAN.train + PLAN.external],
         truth=[PATHS.synth_truth] if PLAN.synthetic else [],
         deep=FILES.deep_outputs + FILES.autoseg_outputs,

@@ -20,7 +20,7 @@ rule validate:
     params:
         root=FILES.root,
         code=code_hash("validate"),
-        cfg=options(CFG, "endpoints", "validate"),
+        cfg=options(CFG, "study", "endpoints", "validate"),
         models_dir=lambda w: FILES.artefacts.models_dir(w.endpoint),
         names=lambda w: PLAN.models_of(w.endpoint),
     log:

@@ -1,4 +1,4 @@
-"""Model subcommands (stage 1): train, train-fusion, explain."""
+"""Model subcommands (stage 1): train, train-fusion, explain, y-randomise, y-randomisation-summary."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,6 +24,19 @@ def cmd_explain(a) -> None:
     from mcrad.model.stage import explain_stage
 
     explain_stage(a.config, a.endpoint, Path(a.models_dir), Path(a.features), a.cohort, Path(a.out), Path(a.summary))
+
+
+def cmd_y_randomise(a) -> None:
+    from mcrad.model.nulls import y_randomisation_stage
+
+    y_randomisation_stage(a.config, a.endpoint, a.model, Path(a.features), a.cohort,
+                          Path(a.robustness) if a.robustness else None, Path(a.out))
+
+
+def cmd_y_randomisation_summary(a) -> None:
+    from mcrad.model.nulls import y_randomisation_gather
+
+    y_randomisation_gather(a.config, a.endpoint, a.nulls, Path(a.internal), Path(a.out), Path(a.summary))
 
 
 def register(sub) -> None:
@@ -57,3 +70,22 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="per-patient SHAP values (long table)")
     s.add_argument("--summary", required=True, help="per-feature mean |SHAP|")
     s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("y-randomise", help="stage-1 null: one model's pipeline retrained on shuffled training outcomes")
+    s.add_argument("--config", required=True, type=json_arg)
+    s.add_argument("--endpoint", required=True)
+    s.add_argument("--model", required=True, choices=["clinical", "radiomics", "nomogram"])
+    s.add_argument("--features", required=True, help="training-centre features (as for train)")
+    s.add_argument("--cohort", nargs="+", required=True, help="training centres' cohort tables")
+    s.add_argument("--robustness", default=None, help="features/robustness.tsv: only the features kept there")
+    s.add_argument("--out", required=True, help="model, permutation, statistic, note")
+    s.set_defaults(func=cmd_y_randomise)
+
+    s = sub.add_parser("y-randomisation-summary", help="gather the models' y-randomisation nulls and summarise them")
+    s.add_argument("--config", required=True, type=json_arg)
+    s.add_argument("--endpoint", required=True)
+    s.add_argument("--nulls", nargs="+", required=True, help="the y-randomise tables of the endpoint's models")
+    s.add_argument("--internal", required=True, help="models/<endpoint>/internal_predictions.tsv (real statistic)")
+    s.add_argument("--out", required=True, help="models/<endpoint>/y_randomisation.tsv")
+    s.add_argument("--summary", required=True, help="models/<endpoint>/y_randomisation_summary.tsv")
+    s.set_defaults(func=cmd_y_randomisation_summary)

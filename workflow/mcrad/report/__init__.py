@@ -5,7 +5,8 @@ what the study ran. It reads only the files its rule declares (report.inputs).
 
 page (the HTML page), inputs (declared files), study (design, cohort, QC, robustness, harmonisation), models,
 guardrails (sample size, volume confounding, harmonisation diagnostics), performance (binary endpoints,
-prospective), survival, multiclass, provenance (methods, runtime, checklist).
+prospective), survival, multiclass, controls (negative controls), nulls (permutation nulls), sites (site-run
+centres), provenance (methods, runtime, checklist).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
     from mcrad.model.bundle import software_versions
     from mcrad.report import controls, guardrails, models, performance, provenance, sites, study
     from mcrad.report.inputs import ReportInputs
+    from mcrad.report.nulls import nulls_section
     from mcrad.report.page import Report
 
     inputs, versions, eps = ReportInputs(root, declared), software_versions(), endpoints(cfg)
@@ -40,6 +42,7 @@ def write_report(cfg: dict, root: Path, declared: Iterable[str | Path], sheet: P
         ep.report_sections(rep, inputs)
     controls.controls_section(rep, cfg, inputs, eps)
     sites.sites_section(rep, eps, inputs)
+    nulls_section(rep, cfg, inputs)
     if cfg["cohort"]["sheet"] is None:
         study.truth_section(rep, inputs)
     provenance.methods_section(rep, cfg, inputs, versions)

@@ -92,6 +92,7 @@ CHECKLIST = [
     ("TRIPOD+AI", "Performance with confidence intervals (discrimination, calibration)", "performance"),
     ("TRIPOD+AI", "Clinical utility (decision curves)", "curves"),
     ("TRIPOD+AI", "External validation on other centres", "performance"),
+    ("TRIPOD+AI", "Performance beyond chance: y-randomisation null, permutation p of external AUC/C", "nulls"),
     ("TRIPOD+AI", "Code and software availability, versions", "provenance"),
     ("TRIPOD+AI", "Ethics approval, funding, registration, patient involvement", None),
     ("CLEAR", "Imaging protocol and acquisition per centre", "qc"),

@@ -11,6 +11,7 @@ from mcrad.files import read_table, read_tables, write_table
 from mcrad.model.bundle import load_bundle
 from mcrad.model.fusion import join_deep
 from mcrad.paths import Paths
+from mcrad.validate.permutation import with_permutation_p
 from mcrad.validate.scoring import reader_predictions, score_bundle
 
 
@@ -42,7 +43,9 @@ def validate_stage(cfg: dict, endpoint_name: str, models_dir: Path, models: list
         thresholds["reader"] = cfg["validate"]["reader_threshold"]
     write_table(predictions, out.predictions(ep.name))
     scored = ep.scored(predictions)
-    write_table(ep.summarise(scored, thresholds, alpha), out.metrics(ep.name))
+    metrics = with_permutation_p(ep.summarise(scored, thresholds, alpha), scored, ep,
+                                 cfg["validate"]["permutations"], cfg["study"]["seed"])
+    write_table(metrics, out.metrics(ep.name))
     write_table(ep.paired(scored), out.paired(ep.name))
     for kind, table in ep.curves(scored, thresholds).items():
         write_table(table, out.curves(ep.name, kind))
