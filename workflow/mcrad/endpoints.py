@@ -69,6 +69,7 @@ class Endpoint:
     reader_comparable: ClassVar[bool] = False
     # the discrimination column of metrics.tsv that permutation nulls test against chance (0.5)
     statistic: ClassVar[str] = "auc"
+    statistic_interval: ClassVar[tuple[str, str]] = ("auc_lo", "auc_hi")  # its confidence limits in metrics.tsv
 
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
@@ -348,6 +349,7 @@ class Survival(Endpoint):
     figure_kinds = ("km",)
     label_text = "event indicator and follow-up time"
     statistic = "c_index"
+    statistic_interval = ("c_lo", "c_hi")
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__(spec)

@@ -53,7 +53,7 @@ def register(sub) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_controls_validate)
 
-    s = sub.add_parser("controls-summary", help="validation/<endpoint>/negative_controls.tsv")
+    s = sub.add_parser("controls-summary", help="the table (validation/<endpoint>/negative_controls.tsv)")
     s.add_argument("--config", required=True, type=json_arg, help="JSON: endpoints and negative_controls sections")
     s.add_argument("--endpoint", required=True)
     s.add_argument("--metrics", required=True, help="the endpoint's validation metrics.tsv (the real models)")

@@ -86,6 +86,6 @@ def register(sub) -> None:
     s.add_argument("--endpoint", required=True)
     s.add_argument("--nulls", nargs="+", required=True, help="the y-randomise tables of the endpoint's models")
     s.add_argument("--internal", required=True, help="models/<endpoint>/internal_predictions.tsv (real statistic)")
-    s.add_argument("--out", required=True, help="models/<endpoint>/y_randomisation.tsv")
-    s.add_argument("--summary", required=True, help="models/<endpoint>/y_randomisation_summary.tsv")
+    s.add_argument("--out", required=True, help="the null table (models/<endpoint>/y_randomisation.tsv)")
+    s.add_argument("--summary", required=True, help="the summary (models/<endpoint>/y_randomisation_summary.tsv)")
     s.set_defaults(func=cmd_y_randomisation_summary)

@@ -20,7 +20,7 @@ from mcrad.validate.scoring import score_bundle
 
 def metric_names(ep: Endpoint) -> tuple[str, str, str]:
     """(value, lower, upper) columns of the endpoint's metrics table: AUC (macro AUC for multi-class) or C-index."""
-    return ("c_index", "c_lo", "c_hi") if ep.type == "survival" else ("auc", "auc_lo", "auc_hi")
+    return (ep.statistic, *ep.statistic_interval)
 
 
 def control_rows(metrics: pd.DataFrame, ep: Endpoint, control: str, family: str) -> pd.DataFrame:
