@@ -9,16 +9,19 @@ from mcrad.paths import BUNDLE_FILES, MANIFEST_FILE
 
 
 @dataclass(frozen=True)
-class KitPaths:
-    """The members of a site kit (unpacked at `root`). Bundles, harmoniser and Nyul landmarks sit where Paths puts
-    them in a study, so a site run's rules read them from here with the same calls."""
+class _Archive:
+    """A folder that travels as one archive, with the sha256 of its other members in manifest.json."""
 
     root: Path
 
     @property
     def manifest(self) -> Path:
-        """sha256 of every other member."""
         return self.root / "manifest.json"
+
+
+class KitPaths(_Archive):
+    """The members of a site kit (unpacked at `root`). Bundles, harmoniser and Nyul landmarks sit where Paths puts
+    them in a study, so a site run's rules read them from here with the same calls."""
 
     @property
     def record(self) -> Path:
@@ -62,14 +65,8 @@ class KitPaths:
         return self.root / "preprocess" / "nyul.json"
 
 
-# the members of a site's return (`mcrad kit run`), relative to the return's root
-@dataclass(frozen=True)
-class ReturnPaths:
-    root: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
+class ReturnPaths(_Archive):
+    """The members of a site's return (`mcrad kit run`), relative to the return's root."""
 
     @property
     def record(self) -> Path:
