@@ -155,15 +155,16 @@ def model_opts():
 def test_volume_alone_is_locked_on_training_and_validated_like_the_models(ep, metric):
     raw, cohorts = cohort_with_volume()
     volumes, missing = volume_table(raw, "CT_tumour_original_shape_MeshVolume")
-    m = volume_metrics(ep, volumes, cohorts, ["C1"], model_opts(), 0, 0.05)
+    m = volume_metrics(ep, volumes, cohorts, ["C1"], model_opts(), 0, 0.05, 200)
     assert set(zip(m["centre"], m["stage"], strict=True)) == {("C1", "internal"), ("C2", "external"),
                                                               ("C3", "external"), ("pooled", "external")}
     assert (m["model"] == "volume").all() and missing == []
     pooled = m.set_index("centre").loc["pooled"]
-    assert pooled[metric] > 0.6, pooled.to_dict()
+    assert pooled[metric] > 0.6 and pooled["p_permutation"] < 0.05, pooled.to_dict()
+    assert m.loc[m["stage"] == "internal", "p_permutation"].isna().all()  # as metrics.tsv: internal has y-rand
     raw, cohorts = cohort_with_volume(effect=0.0)
     null = volume_metrics(ep, volume_table(raw, "CT_tumour_original_shape_MeshVolume")[0], cohorts, ["C1"],
-                          model_opts(), 0, 0.05).set_index("centre").loc["pooled"]
+                          model_opts(), 0, 0.05, 200).set_index("centre").loc["pooled"]
     lo, hi = ("auc_lo", "auc_hi") if metric == "auc" else ("c_lo", "c_hi")
     assert null[lo] < 0.5 < null[hi] or abs(null[metric] - 0.5) < 0.1, null.to_dict()
 
@@ -207,7 +208,7 @@ def test_report_section_shows_the_tables_warns_and_links_the_checklist(tmp_path)
     write_table(sample_size_table(BINARY, metas, internal(metas), OPTS), paths.sample_size("nodes"))
     raw, cohorts = cohort_with_volume()
     volumes = volume_table(raw, "CT_tumour_original_shape_MeshVolume")[0]
-    write_table(volume_metrics(BINARY, volumes, cohorts, ["C1"], model_opts(), 0, 0.05),
+    write_table(volume_metrics(BINARY, volumes, cohorts, ["C1"], model_opts(), 0, 0.05, 0),
                 paths.volume_confounding("nodes"))
     write_table(pd.DataFrame({"kind": ["selected feature"], "name": ["size_like"], "weight": [0.8], "n": [80],
                               "spearman_rho": [0.95], "p": [1e-9], "volume_surrogate": [True]}),

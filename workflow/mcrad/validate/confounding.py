@@ -63,9 +63,11 @@ def volume_model(ep: Endpoint, volumes: pd.DataFrame, train_cohort: pd.DataFrame
 
 
 def volume_metrics(ep: Endpoint, volumes: pd.DataFrame, cohorts: dict[str, pd.DataFrame], train: list[str],
-                   opts: dict[str, Any], seed: int, alpha: float) -> pd.DataFrame:
+                   opts: dict[str, Any], seed: int, alpha: float, permutations: int) -> pd.DataFrame:
     """metrics.tsv rows of the volume model: internal (out-of-fold) on the training centre(s), each external centre
-    scored by the locked volume model, and the external centres pooled."""
+    scored by the locked volume model, and the external centres pooled (with the same permutation p)."""
+    from mcrad.validate.permutation import with_permutation_p
+
     train_cohort = pd.concat([cohorts[c] for c in train], ignore_index=True)
     model, threshold, internal = volume_model(ep, volumes[volumes["centre"].isin(train)], train_cohort, opts, seed)
     frames = [internal[ep.prediction_columns]]
@@ -76,7 +78,7 @@ def volume_metrics(ep: Endpoint, volumes: pd.DataFrame, cohorts: dict[str, pd.Da
         scored = pd.concat([rows[["patient_id", "centre"]].assign(model=MODEL), ep.score(model, rows)], axis=1)
         frames.append(ep.attach_outcomes(scored, cohort).assign(stage="external")[ep.prediction_columns])
     predictions = ep.scored(pd.concat(frames, ignore_index=True))
-    return ep.summarise(predictions, {MODEL: threshold}, alpha)
+    return with_permutation_p(ep.summarise(predictions, {MODEL: threshold}, alpha), predictions, ep, permutations, seed)
 
 
 def volume_correlation(volumes: pd.DataFrame, train_features: pd.DataFrame, meta: dict[str, Any], scores: pd.DataFrame,
@@ -126,7 +128,8 @@ def volume_check_stage(cfg: dict, endpoint_name: str, raw_files: list[Path], tra
         print(f"volume-check: {len(missing)} case(s) without a positive {column} left out of the volume model: "
               f"{missing[:20]}")
     cohorts = {str(t["centre"].iloc[0]): t for t in (read_table(f) for f in cohort_files) if len(t)}
-    metrics = volume_metrics(ep, volumes, cohorts, train, cfg["model"], cfg["study"]["seed"], cfg["validate"]["alpha"])
+    metrics = volume_metrics(ep, volumes, cohorts, train, cfg["model"], cfg["study"]["seed"], cfg["validate"]["alpha"],
+                             cfg["validate"]["permutations"])
     write_table(metrics.assign(volume_feature=column), metrics_file)
     features = read_table(train_features_file)
     meta, _ = load_meta(Path(radiomics_bundle))
