@@ -332,7 +332,12 @@ def test_study_has_permutation_p_and_a_targets_only_y_randomisation_reuses_it(st
     cfg = copy.deepcopy(STUDY)
     cfg["guardrails"] = {"y_randomisation": {"activate": True, "permutations": 3}}
     target = Path("models/nodal_metastasis/y_randomisation_summary.tsv")
-    proc = run_study(cfg, study.parent.parent, targets=[target])
+    shared_config = study.parent.parent / "config.yaml"  # the session study's: later tests read it unchanged
+    kept = shared_config.read_text()
+    try:
+        proc = run_study(cfg, study.parent.parent, targets=[target])
+    finally:
+        shared_config.write_text(kept)
     ran = {line.split()[1].rstrip(":") for line in proc.stderr.splitlines() if line.startswith(("rule ", "localrule "))}
     assert ran == {"y_randomisation", "y_randomisation_summary"}, ran
     s = pd.read_csv(study / target, sep="\t").set_index("model")
