@@ -81,8 +81,26 @@ class CaseFiles:
         return self.segment_dir / f"{'auto' if auto else 'roi'}-{name}.nii.gz"
 
 
+class BundleLayout:
+    """Where the locked bundles sit under `root`: the same in a study's results and in a site kit."""
+
+    root: Path
+
+    def models_dir(self, endpoint: str) -> Path:
+        return self.root / "models" / endpoint
+
+    def bundle(self, endpoint: str, model: str) -> Path:
+        return self.models_dir(endpoint) / model
+
+    def bundle_files(self, endpoint: str, model: str) -> list[Path]:
+        return [self.bundle(endpoint, model) / f for f in BUNDLE_FILES]
+
+    def bundle_manifest(self, endpoint: str, model: str) -> Path:
+        return self.bundle(endpoint, model) / MANIFEST_FILE
+
+
 @dataclass(frozen=True)
-class Paths:
+class Paths(BundleLayout):
     """Every path the workflow writes, built here and nowhere else."""
 
     root: Path
@@ -215,19 +233,7 @@ class Paths:
         """Training labels only: the outcome signal before/after ComBat (a rule of its own)."""
         return self.root / "harmonise" / "outcome_check.json"
 
-    # models (stage 1)
-    def models_dir(self, endpoint: str) -> Path:
-        return self.root / "models" / endpoint
-
-    def bundle(self, endpoint: str, model: str) -> Path:
-        return self.models_dir(endpoint) / model
-
-    def bundle_files(self, endpoint: str, model: str) -> list[Path]:
-        return [self.bundle(endpoint, model) / f for f in BUNDLE_FILES]
-
-    def bundle_manifest(self, endpoint: str, model: str) -> Path:
-        return self.bundle(endpoint, model) / MANIFEST_FILE
-
+    # models (stage 1): models_dir, bundle, bundle_files, bundle_manifest from BundleLayout
     def internal_predictions(self, endpoint: str) -> Path:
         return self.models_dir(endpoint) / "internal_predictions.tsv"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcrad.paths import BUNDLE_FILES, MANIFEST_FILE
+from mcrad.paths import BundleLayout
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class _Archive:
         return self.root / "manifest.json"
 
 
-class KitPaths(_Archive):
+class KitPaths(_Archive, BundleLayout):
     """The members of a site kit (unpacked at `root`). Bundles, harmoniser and Nyul landmarks sit where Paths puts
     them in a study, so a site run's rules read them from here with the same calls."""
 
@@ -43,18 +43,6 @@ class KitPaths(_Archive):
     def params(self, name: str) -> Path:
         """A pyradiomics parameter file, by its file name."""
         return self.root / "params" / name
-
-    def models_dir(self, endpoint: str) -> Path:
-        return self.root / "models" / endpoint
-
-    def bundle(self, endpoint: str, model: str) -> Path:
-        return self.models_dir(endpoint) / model
-
-    def bundle_files(self, endpoint: str, model: str) -> list[Path]:
-        return [self.bundle(endpoint, model) / f for f in BUNDLE_FILES]
-
-    def bundle_manifest(self, endpoint: str, model: str) -> Path:
-        return self.bundle(endpoint, model) / MANIFEST_FILE
 
     @property
     def harmoniser(self) -> Path:
