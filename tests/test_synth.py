@@ -68,3 +68,25 @@ def test_centre_sizes_one_for_all_or_one_each():
     from mcrad.errors import ConfigError
     with pytest.raises(ConfigError, match="lists 1 sizes for 2 centres"):
         cohort.centre_sizes({"centres": 2, "patients_per_centre": [8]})
+
+
+def test_grain_is_spatial_only():
+    """The grain latent changes the texture's correlation length but not the tumour's histogram: a control that
+    keeps each ROI's histogram cannot see it (README: Negative controls)."""
+    latent = {"z_size": 0.5, "z_het": 0.0, "z_nec": -3.0, "z_irr": 0.0}  # no necrotic core: one histogram
+    scanner = synth.Scanner(spacing_xy=1.0, slice_mm=1.0, blur_mm=0.8, noise_hu=0.0, hu_offset=0.0)
+    stats_of = {}
+    for grain in (-1.5, 1.5):
+        ct, mask = synth.render_case({**latent, "z_grain": grain}, scanner, 56, np.random.default_rng(3))
+        a, m = sitk.GetArrayFromImage(ct).astype(float), sitk.GetArrayFromImage(mask).astype(bool)
+        inner = m & np.roll(m, 1, axis=2)  # voxel pairs one step apart along x, both in the tumour
+        lag1 = np.corrcoef(a[inner], np.roll(a, 1, axis=2)[inner])[0, 1]
+        stats_of[grain] = (a[m].mean(), a[m].std(), lag1)
+    (mean_fine, sd_fine, lag_fine), (mean_coarse, sd_coarse, lag_coarse) = stats_of[-1.5], stats_of[1.5]
+    assert abs(mean_fine - mean_coarse) < 0.5 and abs(sd_fine / sd_coarse - 1) < 0.01, stats_of
+    assert 1 - lag_fine > 3 * (1 - lag_coarse), stats_of  # neighbours decorrelate far faster in fine grain
+
+
+def test_endpoints_weigh_the_grain_most():
+    assert max(synth.NODAL_IMAGING, key=synth.NODAL_IMAGING.get) == "z_grain"
+    assert max(synth.GRADE_IMAGING, key=synth.GRADE_IMAGING.get) == "z_grain"

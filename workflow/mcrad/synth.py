@@ -1,7 +1,11 @@
 """A synthetic multicentre HNSCC cohort with known ground truth, made deterministically from a seed.
 
-Each patient has latent tumour properties (size, texture heterogeneity, necrosis, irregularity) that drive
-the imaging and, with independent clinical factors, the endpoints. Centres differ as scanners do (voxel
+Each patient has latent tumour properties (size, intensity heterogeneity, necrosis, irregularity, and the spatial
+grain of its texture) that drive the imaging and, with independent clinical factors, the endpoints. The grain is
+the part of the signal that only spatial texture carries: it sets the texture's correlation length while the
+intensity histogram after the scanner's blur stays the same, so a control that keeps each ROI's histogram and
+shape (shuffled or resampled voxels, a relocated ROI) cannot see it. The endpoints weigh it most, as a study whose
+radiomic signal is real texture rather than size would. Centres differ as scanners do (voxel
 spacing, slice thickness, reconstruction blur, noise, HU offset). Every centre and patient has its own
 random stream, so adding or removing a centre never changes the others.
 """
@@ -20,18 +24,19 @@ from sklearn.metrics import roc_auc_score
 
 from mcrad.cohort import centre_sizes, patient_id
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SMOKING = ("never", "former", "current")
+LATENTS = ("z_size", "z_het", "z_nec", "z_irr", "z_grain")
 
 # Endpoint model (log-odds of nodal metastasis) on standardised latents. Clinical factors are independent
 # of the imaging latents, so ranking by the imaging part is the best any image-only model can do.
 NODAL_INTERCEPT = -0.4
-NODAL_IMAGING = {"z_size": 1.0, "z_het": 0.9, "z_nec": 0.7, "z_irr": 0.4}
+NODAL_IMAGING = {"z_grain": 2.4, "z_size": 0.3, "z_het": 0.3}
 NODAL_CLINICAL = {"hpv_positive": 0.8, "smoking_current": 0.5, "age_per_decade": 0.2}
-# Histological grade (G1/G2/G3), ordinal: a latent driven by heterogeneity and necrosis plus noise, cut at fixed
-# points (about 30% / 45% / 25% of patients).
+# Histological grade (G1/G2/G3), ordinal: a latent driven by texture grain and necrosis plus noise, cut at fixed
+# points (about 34% / 36% / 30% of patients).
 GRADE_CLASSES = ("G1", "G2", "G3")
-GRADE_IMAGING = {"z_het": 0.9, "z_nec": 0.6}
+GRADE_IMAGING = {"z_grain": 1.5, "z_nec": 0.3}
 GRADE_NOISE = 0.8
 GRADE_CUTS = (-0.70, 0.90)
 
@@ -58,7 +63,7 @@ def scanner_for(seed: int, k: int) -> Scanner:
 
 def draw_patient(rng: np.random.Generator) -> dict:
     """Latent tumour properties and clinical factors of one patient (no image)."""
-    z = {k: float(rng.standard_normal()) for k in ("z_size", "z_het", "z_nec", "z_irr")}
+    z = {k: float(rng.standard_normal()) for k in LATENTS}
     age = float(np.clip(rng.normal(61.0, 9.0), 30, 90))
     hpv = bool(rng.random() < 0.45)
     smoking = SMOKING[int(rng.choice(3, p=[0.35, 0.35, 0.30]))]
@@ -72,7 +77,7 @@ def draw_patient(rng: np.random.Generator) -> dict:
     p = float(expit(eta))
     nodal = int(rng.random() < p)
     # Overall survival: Weibull proportional hazards, uniform administrative censoring.
-    lp = 0.5 * z["z_size"] + 0.3 * z["z_het"] + 0.3 * z["z_nec"] - 0.7 * hpv + 0.4 * (smoking == "current") \
+    lp = 1.1 * z["z_grain"] + 0.15 * z["z_size"] - 0.7 * hpv + 0.4 * (smoking == "current") \
         + 0.3 * (age - 60.0) / 10.0 + 0.5 * nodal
     t_event = (-np.log(rng.random()) / (0.012 * np.exp(lp))) ** (1 / 1.2)
     t_censor = rng.uniform(24.0, 84.0)
@@ -99,7 +104,7 @@ def grade_probabilities(eta: np.ndarray) -> np.ndarray:
 def bayes_grade_auc(seed: int, n: int = 100_000) -> float:
     """Population macro one-vs-rest AUC of the true grade probabilities (no model can beat it on average)."""
     rng = np.random.default_rng([seed, 6])
-    z = rng.standard_normal((n, 2))
+    z = rng.standard_normal((n, len(GRADE_IMAGING)))
     eta = z @ np.array(list(GRADE_IMAGING.values()))
     y = np.searchsorted(GRADE_CUTS, eta + GRADE_NOISE * rng.standard_normal(n))
     return float(roc_auc_score(y, grade_probabilities(eta), multi_class="ovr"))
@@ -108,7 +113,7 @@ def bayes_grade_auc(seed: int, n: int = 100_000) -> float:
 def bayes_aucs(seed: int, n: int = 200_000) -> dict[str, float]:
     """Population AUC of the true risk (all factors) and of its imaging part (best image-only model)."""
     rng = np.random.default_rng([seed, 3])
-    z = rng.standard_normal((n, 4))
+    z = rng.standard_normal((n, len(NODAL_IMAGING)))
     eta_img = z @ np.array(list(NODAL_IMAGING.values()))
     age = np.clip(rng.normal(61.0, 9.0, n), 30, 90)
     hpv = rng.random(n) < 0.45
@@ -153,15 +158,26 @@ def render_case(latent: dict, scanner: Scanner, fov_mm: float, rng: np.random.Ge
     amplitude = 0.09 * np.exp(0.5 * latent["z_irr"])
     rel = r / (radius * (1 + amplitude * bumps) * np.array([1.0, 0.9, 1.15]).mean())
     tumour = rel < 1.0
-    texture = _unit_noise(rng, shape, tuple(1.6 / s for s in sp))
-    het_sd = 16.0 * np.exp(0.4 * latent["z_het"])
-    img[tumour] = 60.0 + het_sd * texture[tumour]
+    # The scanner's reconstruction blur, applied to the anatomy here and to the tumour's texture before it is placed.
+    blur = tuple(scanner.blur_mm / s for s in sp)
+    het_sd = 32.0 * np.exp(0.25 * latent["z_het"])
     core_frac = 0.65 * expit(1.4 * latent["z_nec"] - 0.3)
     necrotic = rel < core_frac
-    img[necrotic] = 18.0 + 0.5 * het_sd * texture[necrotic]
+    img[tumour] = 60.0
+    img[necrotic] = 18.0
+    img = ndimage.gaussian_filter(img, blur)
+    # Texture grain: the in-plane correlation length follows the grain latent (through-plane it is fixed, so slice
+    # thickness and interpolation cannot turn grain into histogram). The blurred texture is then mapped, by rank,
+    # onto fixed normal quantiles within the viable rim and within the necrotic core, so each region's histogram
+    # is the same for every grain: only the spatial arrangement of the values carries it.
+    grain_mm = 2.4 * np.exp(0.6 * latent["z_grain"])
+    texture = ndimage.gaussian_filter(_unit_noise(rng, shape, (3.0 / sp[0], grain_mm / sp[1], grain_mm / sp[2])), blur)
+    for region, scale in ((tumour & ~necrotic, 1.0), (necrotic, 0.5)):
+        if region.any():
+            ranks = stats.rankdata(texture[region], method="ordinal")
+            img[region] += scale * het_sd * stats.norm.ppf((ranks - 0.5) / ranks.size)
 
-    # Scanner: reconstruction blur, correlated noise, calibration offset.
-    img = ndimage.gaussian_filter(img, tuple(scanner.blur_mm / s for s in sp))
+    # Scanner: correlated noise, calibration offset.
     img += scanner.noise_hu * _unit_noise(rng, shape, (0.35 / sp[0] * sp[2], 0.6, 0.6))
     img += scanner.hu_offset
 
@@ -198,8 +214,7 @@ def make_cohort(opts: dict, seed: int, out_dir: str | Path) -> pd.DataFrame:
                           **{c: latent[c] for c in ("age", "sex", "t_stage", "hpv", "smoking",
                                                     "nodal_metastasis", "os_months", "os_event")}, "grade": grade})
             truth.append({"patient_id": pid, "centre": centre,
-                          **{c: round(latent[c], 6) for c in ("z_size", "z_het", "z_nec", "z_irr", "eta",
-                                                              "eta_imaging", "p_nodal")}})
+                          **{c: round(latent[c], 6) for c in (*LATENTS, "eta", "eta_imaging", "p_nodal")}})
     sheet_df, truth_df = pd.DataFrame(sheet), pd.DataFrame(truth)
     sheet_df.to_csv(out / "cohort.tsv", sep="\t", index=False)
     truth_df.to_csv(out / "ground_truth.tsv", sep="\t", index=False)
