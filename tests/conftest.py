@@ -50,3 +50,21 @@ def study(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("study")
     run_study(STUDY, work)
     return root(work)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> dict:
+    """The lean tiny study (helpers.TINY_BASE: 3 centres x 16 synthetic cases given as a sheet, C1 trains, C2 and C3
+    external), run once up to the binary endpoint's metrics: the site-kit tests' all-in-one study, and the built
+    study a copy of which the negative-controls test adds its rules to."""
+    from helpers import TINY_BASE, TINY_SYNTH, run_study
+    from mcrad.synth import make_cohort
+
+    work = tmp_path_factory.mktemp("kit")
+    synth = work / "synth"
+    cohort = make_cohort(TINY_SYNTH, 7, synth).astype(str)
+    cfg = {**TINY_BASE, "cohort": {"sheet": str(synth / "cohort.tsv")}, "design": {"train": ["C1"],
+                                                                                    "external": ["C2", "C3"]}}
+    run_study(cfg, work / "all", targets=[Path("validation/nodal_metastasis/metrics.tsv")])
+    return {"work": work, "synth": synth, "cohort": cohort, "config": cfg, "workdir": work / "all",
+            "root": work / "all" / "results" / TINY_BASE["study"]["name"]}

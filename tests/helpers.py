@@ -56,6 +56,17 @@ STUDY = {
 }
 
 
+# The lean tiny study (tests/configs/tiny.yaml's cohort, given as a sheet): the site-kit tests' all-in-one study
+# (conftest's `tiny_study`), which the negative-controls test copies and adds its rules to.
+TINY_SYNTH = {"centres": 3, "patients_per_centre": 16, "field_of_view_mm": 56}
+TINY_BASE = {"study": {"name": "kitstudy", "seed": 7}, "endpoints": [{"name": "nodal_metastasis",
+                                                                      "column": "nodal_metastasis"}],
+             "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]}, "model": {"outer_folds": 3, "inner_folds": 3},
+             # lean for CI: one shard per centre, no contour-robustness re-extraction, no QC pictures
+             "features": {"robustness": {"activate": False}}, "ingest": {"qc_png": False},
+             "execution": {"shard_size": 16}}
+
+
 def model_options(**overrides) -> dict:
     """The model options the workflow passes (the schema's defaults), with a test's overrides."""
     from mcrad.config import load_config

@@ -160,18 +160,22 @@ def test_config_defaults_and_refusals():
 
 
 @pytest.mark.e2e
-def test_controls_rules_on_the_tiny_study(tmp_path):
-    """The controls rules end to end (tiny study, targets only): every kind x centre x family has a row, the
-    shuffled control's shape features equal the real ones and its first-order mean too, a case without a
-    randomised_roi placement is listed with its reason, and the report section renders from the table."""
+def test_controls_rules_on_the_tiny_study(tiny_study, tmp_path):
+    """The controls rules end to end (tiny study, targets only), run in a copy of the built tiny study (conftest's
+    tiny_study: the same 48 cases, no robustness filter, which the demo run covers) so that only the controls jobs
+    run: every kind x centre x family has a row, the shuffled control's shape features equal the real ones and its
+    first-order mean too, a case without a randomised_roi placement is listed with its reason, and the report
+    section renders from the table."""
+    import shutil
+
     from helpers import run_study
 
-    cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    shutil.copytree(tiny_study["workdir"] / "results", tmp_path / "results")  # file times kept: nothing reruns
+    cfg = copy.deepcopy(tiny_study["config"])
     cfg["negative_controls"] = {"activate": True}
-    cfg["features"] = {"robustness": {"activate": False}}  # lean: the demo run covers the robustness filter
     target = Path("validation/nodal_metastasis/negative_controls.tsv")
     run_study(cfg, tmp_path, targets=[target])
-    root = tmp_path / "results" / "tiny"
+    root = tmp_path / "results" / cfg["study"]["name"]
     table = pd.read_csv(root / target, sep="\t")
     external = table[(table["stage"] == "external") & (table["centre"] != "pooled")]
     cells = external.groupby(["control", "features"]).size()

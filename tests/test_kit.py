@@ -15,19 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, run_study
+from helpers import REPO, TINY_BASE, run_study
 from mcrad.errors import McradError
 from mcrad.kit import lock, manifest
 from mcrad.kit.returns import check_member, list_return
 
 CENTRES = ("C2", "C3")
-SYNTH = {"centres": 3, "patients_per_centre": 16, "field_of_view_mm": 56}
-BASE = {"study": {"name": "kitstudy", "seed": 7}, "endpoints": [{"name": "nodal_metastasis",
-                                                                 "column": "nodal_metastasis"}],
-        "preprocess": {"spacing_mm": [1.5, 1.5, 1.5]}, "model": {"outer_folds": 3, "inner_folds": 3},
-        # lean for CI: one shard per centre, no contour-robustness re-extraction, no QC pictures
-        "features": {"robustness": {"activate": False}}, "ingest": {"qc_png": False},
-        "execution": {"shard_size": 16}}
+BASE = TINY_BASE
 EP = "nodal_metastasis"
 
 
@@ -41,18 +35,11 @@ def mcrad(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="session")
-def kit_study(tmp_path_factory) -> dict:
-    """The all-in-one study (C1 trains, C2 and C3 external) and the same study trained centrally on C1 alone, its
-    kit run at C2 and C3 from directories of their own, the returns collected."""
-    from mcrad.synth import make_cohort
-
-    work = tmp_path_factory.mktemp("kit")
-    synth = work / "synth"
-    cohort = make_cohort(SYNTH, 7, synth).astype(str)
+def kit_study(tiny_study) -> dict:
+    """The all-in-one study (C1 trains, C2 and C3 external: conftest's tiny_study) and the same study trained
+    centrally on C1 alone, its kit run at C2 and C3 from directories of their own, the returns collected."""
+    work, synth, cohort = tiny_study["work"], tiny_study["synth"], tiny_study["cohort"]
     cohort[cohort["centre"] == "C1"].to_csv(synth / "central.tsv", sep="\t", index=False)
-    run_study({**BASE, "cohort": {"sheet": str(synth / "cohort.tsv")},
-               "design": {"train": ["C1"], "external": list(CENTRES)}}, work / "all",
-              targets=[Path("validation") / EP / "metrics.tsv"])
     run_study({**BASE, "cohort": {"sheet": str(synth / "central.tsv")}, "design": {"train": ["C1"], "external": []}},
               work / "central")
     kit = work / "kit.tar.gz"

@@ -50,6 +50,11 @@ def test_tiny_study_runs_through_slurm(slurm, tmp_path):
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     cfg["study"].update(name="slurm", results=str(tmp_path / "results"))
     cfg["deep"] = {**STUDY["deep"], "device": "auto"}  # auto: the rules ask SLURM for a GPU
+    # lean: what this test shows is the scheduling, so no contour-robustness re-extraction, no per-case QC
+    # pictures and no per-model guardrail jobs (the session study and the demo run those)
+    cfg["features"] = {"robustness": {"activate": False}}
+    cfg["ingest"] = {"qc_png": False}
+    cfg["guardrails"] = {"sample_size": {"activate": False}, "volume_check": {"activate": False}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "SLURM_CONF": str(slurm / "slurm.conf")}
     proc = subprocess.run(
