@@ -28,6 +28,7 @@ from helpers import REPO
 from mcrad.config import load_config
 from mcrad.dicomsynth import PHI, rtutils_rtstruct, write_series
 from mcrad.errors import McradError
+from mcrad.files import read_table
 from mcrad.pacs import client as pacs_client
 from mcrad.pacs import query, sr, state
 from mcrad.paths import Paths
@@ -386,7 +387,7 @@ def reference_scores(cfg: dict, files: list[Path], tmp: Path) -> pd.DataFrame:
     subprocess.run([sys.executable, "-m", "mcrad.cli", "predict", "--bundle",
                     str(paths.bundle("nodal_metastasis", "radiomics")), "--features", str(tmp / "ref" / "features.tsv"),
                     "--out", str(out)], check=True, capture_output=True, cwd=REPO)
-    return pd.read_csv(out, sep="\t")
+    return read_table(out)
 
 
 def poll_cli(cfg: dict, tmp: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

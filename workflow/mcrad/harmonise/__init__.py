@@ -161,7 +161,8 @@ def harmonise_table(features: Path, batch_col: str, covariates: list[str], categ
     """`mcrad harmonise`: standalone ComBat on one table (rows = samples; TSV, or CSV by extension), like
     neuroCombat/sva but with numpy 2 and a reference batch. Covariates are categorical when named in
     `categorical` or not numeric."""
-    df = pd.read_csv(features, sep="\t" if str(features).endswith((".tsv", ".txt")) else ",")
+    df = pd.read_csv(features, sep="\t" if str(features).endswith((".tsv", ".txt")) else ",",
+                     float_precision="round_trip")
     if batch_col not in df.columns:
         raise McradError(f"{features}: no batch column {batch_col!r}; columns are {list(df.columns)[:10]}...")
     cat = tuple(c for c in covariates if c in categorical or not pd.api.types.is_numeric_dtype(df[c]))
