@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mcrad-installed
 CORES ?= all
+# test workers: each runs its share of test modules (tests/conftest.py keeps a session study's users together)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint clean system-deps
 
@@ -32,7 +34,7 @@ system-deps:
 	fi
 
 test: $(STAMP) system-deps
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check workflow tests benchmarks

@@ -68,3 +68,13 @@ def tiny_study(tmp_path_factory) -> dict:
     run_study(cfg, work / "all", targets=[Path("validation/nodal_metastasis/metrics.tsv")])
     return {"work": work, "synth": synth, "cohort": cohort, "config": cfg, "workdir": work / "all",
             "root": work / "all" / "results" / TINY_BASE["study"]["name"]}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n N --dist loadgroup` (what `make test` runs), tests that share a costly session study stay on
+    one worker, so each study is built once; every other module stays whole on one worker, so its module fixtures
+    (an Orthanc server, a SLURM cluster, fitted models) start once."""
+    for item in items:
+        names = item.fixturenames
+        group = "study" if "study" in names else "tiny_study" if "tiny_study" in names else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

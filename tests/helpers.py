@@ -94,6 +94,41 @@ def run_study(cfg: dict, workdir: Path, expect_ok: bool = True,
     return proc
 
 
+def run_killed_and_resumed(cfg: dict, workdir: Path) -> tuple[subprocess.CompletedProcess, int, int]:
+    """Run the study of `cfg` in `workdir`, kill its whole job tree (as a node failure would) once two feature shards
+    are written, unlock and resume with --rerun-incomplete. Returns the resumed run, the number of jobs the resume
+    planned and the number a run from scratch plans."""
+    import signal
+    import time
+
+    cfg = copy.deepcopy(cfg)
+    cfg["study"]["results"] = str(workdir / "results")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [str(SNAKEMAKE), "--cores", "2", "--configfile", str(workdir / "config.yaml")]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    shards = workdir / "results" / cfg["study"]["name"] / "shards" / "features"
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (shards.is_dir() and len(list(shards.glob("*.tsv"))) >= 2):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert shards.is_dir() and len(list(shards.glob("*.tsv"))) >= 2, "the run was not killed part-way"
+    subprocess.run([*cmd, "--unlock"], cwd=REPO, check=True, capture_output=True)
+
+    def planned(*extra: str) -> int:
+        out = subprocess.run([*cmd, "--rerun-incomplete", "--dry-run", "--quiet", "rules", *extra], cwd=REPO,
+                             capture_output=True, text=True, check=True, env=env).stdout
+        return int(next(line.split()[-1] for line in out.splitlines() if line.startswith("total")))
+
+    left, everything = planned(), planned("--forceall")
+    resumed = subprocess.run([*cmd, "--rerun-incomplete"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    return resumed, left, everything
+
+
 def root(workdir: Path, name: str = "e2e") -> Path:
     return workdir / "results" / name
 

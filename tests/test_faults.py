@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from faults import FAULTS, inject
-from helpers import REPO, STUDY, assert_identical, root, run_study, training_artefacts, write_pair
+from helpers import REPO, STUDY, assert_identical, root, run_killed_and_resumed, training_artefacts, write_pair
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mcrad.cases import failure_line, failure_summary, reason_of, run_stage
@@ -293,12 +293,13 @@ def test_each_sheet_fault_is_reported_with_line_patient_and_column(edit, expecte
 # ---- the whole study ----
 
 @pytest.mark.e2e
-def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path):
-    """Every fault of tests/faults.py in a random external case of the tiny study, given as a user's sheet (a path
-    with spaces) whose external labels are shuffled too: the study completes with a report; each injected case is
-    quarantined with its patient id (or, for an accepted fault, processed with its warning); every other case's
-    features equal the clean run's (to 1e-12); and stage 1 is byte-identical: neither external faults nor external
-    labels reach training."""
+def test_injected_faults_quarantine_their_cases_and_nothing_else_in_a_run_killed_and_resumed(study, tmp_path):
+    """Every fault of tests/faults.py in a random external case of the session study, given as a user's sheet (a
+    path with spaces) whose external labels are shuffled too, run from an empty folder, killed part-way and resumed:
+    the resume redoes only what is missing; the study completes with a report; each injected case is quarantined
+    with its patient id (or, for an accepted fault, processed with its warning); every other case's features equal
+    the clean run's (to 1e-12); and stage 1 is byte-identical to the session study's: a second run, killed and
+    resumed, reproduces it, and neither external faults nor external labels reach training."""
     sheet = pd.read_csv(study / "synth/cohort.tsv", sep="\t", dtype=str, keep_default_na=False)
     for col in ("image", "mask"):
         sheet[col] = [str(study / "synth" / p) for p in sheet[col]]
@@ -314,7 +315,8 @@ def test_injected_faults_quarantine_their_cases_and_nothing_else(study, tmp_path
     sheet.to_csv(tmp_path / "sheet with space.tsv", sep="\t", index=False)
     cfg = copy.deepcopy(STUDY)
     cfg["cohort"]["sheet"] = str(tmp_path / "sheet with space.tsv")
-    proc = run_study(cfg, tmp_path)
+    proc, left, everything = run_killed_and_resumed(cfg, tmp_path)
+    assert 0 < left < everything, "finished jobs are not redone"
     r = root(tmp_path)
     assert (r / "report" / "index.html").is_file()
     quarantine = pd.read_csv(r / "qc/quarantine.tsv", sep="\t", dtype=str).set_index("patient_id")

@@ -1,11 +1,11 @@
-"""The numbers of a demo study in one long table, so that a refactoring can prove it changed no result.
+"""The numbers of a study in one long table, so that a refactoring can prove it changed no result.
 
 Every metrics, predictions, paired-test and comparison table under validation/, the internal (out-of-fold)
 predictions and deep scores of stage 1, and every number a locked bundle's meta.json records (threshold,
 coefficients, hyper-parameters) become rows `file, key, column, value`: `key` joins the row's text columns
 (patient, centre, stage, model, ...), `value` is the number rounded to 1e-12.
 
-    python tests/demo_digest.py results/demo tests/data/demo_digest.tsv.gz   # write
+    python tests/study_digest.py RESULTS/e2e tests/data/e2e_digest.tsv.gz   # write (from a run of helpers.STUDY)
 """
 from __future__ import annotations
 
