@@ -70,11 +70,18 @@ def tiny_study(tmp_path_factory) -> dict:
             "root": work / "all" / "results" / TINY_BASE["study"]["name"]}
 
 
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into the workers' groups
 def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N --dist loadgroup` (what `make test` runs), tests that share a costly session study stay on
-    one worker, so each study is built once; every other module stays whole on one worker, so its module fixtures
-    (an Orthanc server, a SLURM cluster, fitted models) start once."""
+    """Under `pytest -n N --dist loadgroup` (what `make test` runs) each test module stays whole on one worker (its
+    module fixtures, an Orthanc server or a SLURM cluster, start once and its tests keep their order), and the
+    modules that use a costly session study share one worker, so that each study is built once."""
+    shared: dict[str, str] = {}
     for item in items:
-        names = item.fixturenames
-        group = "study" if "study" in names else "tiny_study" if "tiny_study" in names else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        module = item.nodeid.split("::")[0]
+        study = next((name for name in ("study", "tiny_study") if name in item.fixturenames), None)
+        if study and shared.setdefault(module, study) != study:
+            raise pytest.UsageError(f"{module} uses both session studies: split it, so that each is built once")
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(shared.get(module, module)))
