@@ -70,8 +70,7 @@ def tiny_study(tmp_path_factory) -> dict:
             "root": work / "all" / "results" / TINY_BASE["study"]["name"]}
 
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into the workers' groups
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into groups
 def pytest_collection_modifyitems(config, items):
     """Under `pytest -n N --dist loadgroup` (what `make test` runs) each test module stays whole on one worker (its
     module fixtures, an Orthanc server or a SLURM cluster, start once and its tests keep their order), and the
@@ -85,3 +84,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(shared.get(module, module)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist turns the groups into node-id suffixes; where it does not (pytest-xdist issue 1386: pytest 9.2's
+    structured node ids), every study would be rebuilt on each worker and module fixtures split, so stop."""
+    if node.config.getvalue("dist") == "loadgroup" and any("@" not in nodeid for nodeid in ids):
+        pytest.exit("--dist loadgroup did not group the tests (pytest-xdist 3.8 needs pytest < 9.2)", returncode=4)
