@@ -70,39 +70,20 @@ def tiny_study(tmp_path_factory) -> dict:
             "root": work / "all" / "results" / TINY_BASE["study"]["name"]}
 
 
-SESSION_STUDIES = ("study", "tiny_study")
-
-
-def _module_fixtures(item) -> set[str]:
-    """The module-, class- or package-scoped fixtures a test uses: state its module's tests may share."""
-    defs = item._fixtureinfo.name2fixturedefs
-    return {name for name in item.fixturenames if name in defs and defs[name][-1].scope in ("module", "class",
-                                                                                         "package")}
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into groups
 def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N --dist loadgroup` (what `make test` runs) the tests that use a costly session study share
-    one worker, so that each study is built once, and so do the tests that share a module fixture (an Orthanc
-    server with its uploads, say) with them; every other module stays whole on one worker (its module fixtures
-    start once and its tests keep their order)."""
-    def study_of(item) -> str | None:
-        return next((name for name in SESSION_STUDIES if name in item.fixturenames), None)
-
-    pinned: dict[tuple[str, str], str] = {}
-    for item in items:
-        if study := study_of(item):
-            module = item.nodeid.split("::")[0]
-            for name in _module_fixtures(item):
-                if pinned.setdefault((module, name), study) != study:
-                    raise pytest.UsageError(f"{module}: fixture {name} serves both session studies; split it")
+    """Under `pytest -n N --dist loadgroup` (what `make test` runs) each test module stays whole on one worker (its
+    module fixtures, an Orthanc server or a SLURM cluster, start once and its tests keep their order), and the
+    modules that use a costly session study share one worker, so that each study is built once."""
+    shared: dict[str, str] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
-        shared = [pinned[(module, name)] for name in _module_fixtures(item) if (module, name) in pinned]
-        study = study_of(item) or (shared[0] if shared else None)
-        if study and any(other != study for other in shared):
-            raise pytest.UsageError(f"{item.nodeid}: uses fixtures of both session studies; split it")
-        item.add_marker(pytest.mark.xdist_group(study or module))
+        study = next((name for name in ("study", "tiny_study") if name in item.fixturenames), None)
+        if study and shared.setdefault(module, study) != study:
+            raise pytest.UsageError(f"{module} uses both session studies: split it, so that each is built once")
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(shared.get(module, module)))
 
 
 @pytest.hookimpl(optionalhook=True)
