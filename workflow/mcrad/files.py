@@ -17,13 +17,13 @@ STATUS_COLUMNS = ["patient_id", "centre", "status", "failed_stage", "message"]
 _ID_TYPES = {"patient_id": str, "centre": str}
 # pandas' default float parser is off by one unit in the last place for about a third of shortest-repr numbers;
 # round-trip parsing gives back exactly the float that was written (a locked threshold, a stage-2 score)
-_EXACT = "round_trip"
+EXACT_FLOATS = "round_trip"  # pandas read_csv(float_precision=...)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A results table: ids as text, an empty cell as NaN (a feature a case could not give, an absent value)."""
     return pd.read_csv(path, sep="\t", dtype=_ID_TYPES, keep_default_na=False, na_values=[""],
-                       float_precision=_EXACT)
+                       float_precision=EXACT_FLOATS)
 
 
 def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -33,7 +33,7 @@ def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def read_shard(path: str | Path) -> pd.DataFrame:
     """A per-case shard table: every cell as written (an empty message stays ''), ids as text."""
-    return pd.read_csv(path, sep="\t", dtype=_ID_TYPES, keep_default_na=False, float_precision=_EXACT)
+    return pd.read_csv(path, sep="\t", dtype=_ID_TYPES, keep_default_na=False, float_precision=EXACT_FLOATS)
 
 
 def read_shards(paths: Iterable[str | Path]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mcrad.errors import McradError
-from mcrad.files import META, read_table, read_tables, write_table
+from mcrad.files import EXACT_FLOATS, META, read_table, read_tables, write_table
 from mcrad.harmonise.combat import ComBat
 
 
@@ -162,7 +162,7 @@ def harmonise_table(features: Path, batch_col: str, covariates: list[str], categ
     neuroCombat/sva but with numpy 2 and a reference batch. Covariates are categorical when named in
     `categorical` or not numeric."""
     df = pd.read_csv(features, sep="\t" if str(features).endswith((".tsv", ".txt")) else ",",
-                     float_precision="round_trip")
+                     float_precision=EXACT_FLOATS)
     if batch_col not in df.columns:
         raise McradError(f"{features}: no batch column {batch_col!r}; columns are {list(df.columns)[:10]}...")
     cat = tuple(c for c in covariates if c in categorical or not pd.api.types.is_numeric_dtype(df[c]))
